@@ -54,7 +54,8 @@ func ParseP8(b []byte) (*ecdsa.PrivateKey, error) {
 	}
 	key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("not a PKCS#8 private key (%s): %w", pemKind(b), err)
+		// x509's error dumps ASN.1 structure; the block kinds say more.
+		return nil, fmt.Errorf("not a PKCS#8 private key (PEM holds: %s)", pemKind(b))
 	}
 	ec, ok := key.(*ecdsa.PrivateKey)
 	if !ok || ec.Curve != elliptic.P256() {
@@ -175,6 +176,21 @@ func ParseServiceAccount(b []byte) (*ServiceAccount, error) {
 		PrivateKeyID: f.PrivateKeyID,
 		Key:          rk,
 	}, nil
+}
+
+// SetTokenURI rewrites token_uri in a service-account key file and keeps
+// every other field as it was.
+func SetTokenURI(b []byte, uri string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("not JSON: %w", err)
+	}
+	v, err := json.Marshal(uri)
+	if err != nil {
+		return nil, err
+	}
+	m["token_uri"] = v
+	return json.MarshalIndent(m, "", "  ")
 }
 
 // TokenURI reads token_uri from a service-account key file.

@@ -286,6 +286,22 @@ func marshalTopics(bundleID string) ([]byte, error) {
 	return b, nil
 }
 
+// DescribeAPNsCert says what kind of APNs certificate c is (empty when it
+// carries neither of Apple's environment extensions) and its topics, the
+// bundle id first.
+func DescribeAPNsCert(c *x509.Certificate) (kind CertKind, topics []string) {
+	a := parseCertAuth(c)
+	switch {
+	case a.envs[Development] && a.envs[Production]:
+		kind = CertUniversal
+	case a.envs[Development]:
+		kind = CertDevelopment
+	case a.envs[Production]:
+		kind = CertProduction
+	}
+	return kind, a.topics
+}
+
 // certAuth is what an APNs client certificate allows.
 type certAuth struct {
 	envs   [3]bool // indexed by Env

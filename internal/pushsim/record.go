@@ -1,6 +1,7 @@
 package pushsim
 
 import (
+	"encoding/json"
 	"hash/maphash"
 	"sort"
 	"sync"
@@ -43,7 +44,7 @@ type Receipt struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Payload is the last accepted body: the APNs JSON payload, or the FCM
 	// "message" object.
-	Payload []byte `json:"payload"`
+	Payload json.RawMessage `json:"payload"`
 }
 
 const recordShards = 64

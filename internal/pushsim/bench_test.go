@@ -1,0 +1,63 @@
+package pushsim_test
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sideshow/apns2"
+
+	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+)
+
+// BenchmarkAPNsListener drives the production listener with the real apns2
+// client (token authentication, one HTTP/2 connection) at several numbers of
+// pushes in flight. Client and simulator share this process's cores, so the
+// figure is a floor for the listener alone; scripts/bench-pushsim.sh measures
+// it from h2load in another process.
+func BenchmarkAPNsListener(b *testing.B) {
+	for _, inflight := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			sim := pushsimtest.Start(b, pushsim.Config{})
+			c, _ := pushsimtest.APNsTokenClient(b, sim, pushsim.Production)
+			tokens := make([]string, 1024)
+			for i := range tokens {
+				tokens[i] = sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, uint64(i))
+			}
+			// A 200-byte payload, the size the h2load figure uses.
+			payload := []byte(`{"aps":{"alert":{"title":"Ada Lovelace","body":"Are we still on for the engine demo tomorrow? I have the punch cards ready."},"thread-id":"conv-1","sound":"default"},"conv":"conv-1","m":"0123456789"}`)
+			var next atomic.Uint64
+			var failed atomic.Int64
+			send := func() {
+				n := &apns2.Notification{DeviceToken: tokens[next.Add(1)%uint64(len(tokens))], Topic: topic, Payload: payload}
+				resp, err := c.Push(n)
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			if inflight == 1 {
+				for b.Loop() {
+					send()
+				}
+			} else {
+				// RunParallel starts parallelism × GOMAXPROCS goroutines,
+				// each with one push in flight.
+				b.SetParallelism(max(1, inflight/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						send()
+					}
+				})
+			}
+			b.StopTimer()
+			if f := failed.Load(); f > 0 {
+				b.Fatalf("%d pushes failed", f)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pushes/s")
+		})
+	}
+}
