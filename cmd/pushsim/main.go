@@ -61,6 +61,7 @@ func commands() []*command {
 		apnsKeyCommand(),
 		mintCommand(),
 		bearerCommand(),
+		demoCommand(),
 		{
 			name:  "version",
 			short: "print the version",

@@ -850,3 +850,14 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// The demo is what `make demo` shows a newcomer; it must keep telling the truth.
+func TestDemoMeetsEveryExpectedAnswer(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run([]string{"demo"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if strings.Contains(stdout.String(), "UNEXPECTED") || !strings.Contains(stdout.String(), "All 15 pushes met") {
+		t.Errorf("demo output:\n%s", stdout.String())
+	}
+}
