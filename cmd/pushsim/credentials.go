@@ -252,28 +252,9 @@ serve honour a token for an hour.
 					return usageErrorf("--dir must not be empty")
 				}
 				d := stateDir(*dir)
-				keys, err := d.loadAPNsKeys(pushsim.DefaultTeamID)
+				k, err := d.pickAPNsKey(*keyID)
 				if err != nil {
 					return err
-				}
-				var ids []string
-				for _, k := range keys {
-					ids = append(ids, k.key.KeyID)
-				}
-				var k *pushsim.APNsKey
-				switch {
-				case len(keys) == 0:
-					return fmt.Errorf("no APNs keys in %s; make one with 'pushsim apns-key' or 'pushsim serve'", d.apnsDir())
-				case *keyID != "":
-					i := slices.Index(ids, *keyID)
-					if i < 0 {
-						return usageErrorf("--key-id %q: no such key in %s (have %s)", *keyID, d.apnsDir(), strings.Join(ids, ", "))
-					}
-					k = keys[i].key
-				case len(keys) > 1:
-					return usageErrorf("%d APNs keys in %s; pick one with --key-id (%s)", len(keys), d.apnsDir(), strings.Join(ids, ", "))
-				default:
-					k = keys[0].key
 				}
 				teamID := k.TeamID
 				if *team != "" {
@@ -291,4 +272,29 @@ serve honour a token for an hour.
 			}
 		},
 	}
+}
+
+// pickAPNsKey is the key with keyID in d, or d's only key when keyID is empty.
+func (d stateDir) pickAPNsKey(keyID string) (*pushsim.APNsKey, error) {
+	keys, err := d.loadAPNsKeys(pushsim.DefaultTeamID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.key.KeyID)
+	}
+	switch {
+	case len(keys) == 0:
+		return nil, fmt.Errorf("no APNs keys in %s; make one with 'pushsim apns-key' or 'pushsim serve'", d.apnsDir())
+	case keyID != "":
+		i := slices.Index(ids, keyID)
+		if i < 0 {
+			return nil, usageErrorf("--key-id %q: no such key in %s (have %s)", keyID, d.apnsDir(), strings.Join(ids, ", "))
+		}
+		return keys[i].key, nil
+	case len(keys) > 1:
+		return nil, usageErrorf("%d APNs keys in %s; pick one with --key-id (%s)", len(keys), d.apnsDir(), strings.Join(ids, ", "))
+	}
+	return keys[0].key, nil
 }

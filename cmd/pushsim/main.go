@@ -62,6 +62,7 @@ func commands() []*command {
 		mintCommand(),
 		bearerCommand(),
 		demoCommand(),
+		loadCommand(),
 		{
 			name:  "version",
 			short: "print the version",

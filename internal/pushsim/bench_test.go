@@ -27,7 +27,7 @@ func BenchmarkAPNsListener(b *testing.B) {
 				tokens[i] = sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, uint64(i))
 			}
 			// A 200-byte payload, the size the h2load figure uses.
-			payload := []byte(`{"aps":{"alert":{"title":"Ada Lovelace","body":"Are we still on for the engine demo tomorrow? I have the punch cards ready."},"thread-id":"conv-1","sound":"default"},"conv":"conv-1","m":"0123456789"}`)
+			payload := []byte(`{"aps":{"alert":{"title":"Ada Lovelace","body":"Are we still on for the engine demo tomorrow? I have the punch cards ready."},"thread-id":"conv-1","sound":"default"},"conv":"conv-1","m":"01234567890"}`)
 			var next atomic.Uint64
 			var failed atomic.Int64
 			send := func() {
