@@ -15,9 +15,13 @@ import (
 
 // FCM limits, from the HTTP v1 reference and "About FCM messages".
 const (
-	// fcmMaxPayload bounds what FCM counts as a message's payload: data
-	// and notification, common and Android-specific.
+	// fcmMaxPayload bounds what FCM counts as a message's payload: the
+	// keys and values of data and notification, common and
+	// Android-specific, as decoded (see sendRequest.size).
 	fcmMaxPayload = 4096
+	// fcmMaxTopicPayload is the payload limit of messages sent to a topic
+	// or a condition.
+	fcmMaxTopicPayload = 2048
 	// fcmMaxBody bounds the request body read; anything longer is far
 	// past fcmMaxPayload whatever it holds.
 	fcmMaxBody = 1 << 20
@@ -26,6 +30,15 @@ const (
 	fcmMaxTTLSeconds = 28 * 24 * 3600
 	// fcmMaxConditionTopics is how many topics a condition may name.
 	fcmMaxConditionTopics = 5
+	// fcmMaxConditionLen bounds a condition's length. The longest useful
+	// condition, five 900-character topic names with their quotes,
+	// operators and parentheses, is under 5000 bytes; the cap leaves room
+	// for generous spacing and keeps the parser's work small whatever a
+	// client sends.
+	fcmMaxConditionLen = 16 << 10
+	// fcmMaxConditionDepth bounds the nesting of parentheses and '!' in a
+	// condition, and so the parser's recursion.
+	fcmMaxConditionDepth = 32
 )
 
 // Type URLs of the error details Google attaches to a google.rpc.Status.
@@ -98,7 +111,7 @@ func (s *Sim) fcmReply(w http.ResponseWriter, code int, status, message string, 
 		panic(err) // the body holds only strings, numbers and maps of strings
 	}
 	h := w.Header()
-	h["Content-Type"] = jsonContentType
+	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
@@ -129,18 +142,18 @@ func (s *Sim) serveFCM(w http.ResponseWriter, r *http.Request) {
 			"Method "+r.Method+" is not allowed on "+path+"; messages:send takes POST.")
 		return
 	}
-	now := time.Now()
+	now := s.cfg.Now()
 	if !s.fcmAuthorize(w, r.Header.Get("Authorization"), project, now) {
 		return
 	}
 
-	body, tooLarge, err := readLimited(r.Body, fcmMaxBody)
+	body, tooLarge, err := readBody(r.Body, r.ContentLength, fcmMaxBody)
 	if err != nil {
 		// The client went away mid-body; there is nobody to answer.
 		return
 	}
 	if tooLarge {
-		s.fcmInvalid(w, &fieldError{"message", "Message is too big"})
+		s.fcmInvalid(w, &fieldError{"message", "Message is too big: the request body is over " + strconv.Itoa(fcmMaxBody) + " bytes."})
 		return
 	}
 	req, fe := parseSendRequest(body)
@@ -195,7 +208,7 @@ func (s *Sim) serveFCM(w http.ResponseWriter, r *http.Request) {
 	out = append(out, name...)
 	out = append(out, "\"\n}\n"...)
 	h := w.Header()
-	h["Content-Type"] = jsonContentType
+	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
@@ -346,7 +359,59 @@ func (s *Sim) fcmFault(w http.ResponseWriter, r *http.Request, f *faultRule, pro
 		s.dropConn(r, ListenerFCM)
 	case FaultThirdPartyAuth:
 		s.fcmReply(w, http.StatusUnauthorized, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", fcmErrorCode("THIRD_PARTY_AUTH_ERROR"))
+	case FaultReason:
+		// Validate has kept Status in 400..599 and Reason to letters,
+		// digits and underscores. Retry-After is sent whatever the
+		// status, so that a test can see how a client treats it on,
+		// say, a 500.
+		retry()
+		s.fcmReply(w, f.Status, rpcStatusName(f.Status), fcmReasonMessage(f.Reason), fcmErrorCode(f.Reason))
 	}
+}
+
+// rpcStatusName is the google.rpc.Code name Google's front end reports
+// with an HTTP status.
+func rpcStatusName(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusInternalServerError:
+		return "INTERNAL"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	}
+	return "UNKNOWN"
+}
+
+// fcmReasonMessage is the message FCM sends with an errorCode, so that an
+// injected error reads like the real one in logs; reasons FCM does not
+// document get a message saying where they came from.
+func fcmReasonMessage(reason string) string {
+	switch reason {
+	case "UNREGISTERED":
+		return "Requested entity was not found."
+	case "INVALID_ARGUMENT":
+		return "Request contains an invalid argument."
+	case "SENDER_ID_MISMATCH":
+		return "SenderId mismatch"
+	case "QUOTA_EXCEEDED":
+		return "Quota exceeded for quota metric 'Send requests' of service 'fcm.googleapis.com'."
+	case "UNAVAILABLE":
+		return "The service is currently unavailable."
+	case "INTERNAL":
+		return "Internal error encountered."
+	case "THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR":
+		return "Auth error from APNS or Web Push Service"
+	}
+	return "Injected fault: " + reason + "."
 }
 
 // fcmMessageName makes a message name like FCM's:
@@ -417,11 +482,18 @@ type fieldDesc struct {
 	kind fieldKind
 	// typ names the type in "Invalid value" errors: TYPE_STRING and the
 	// like for scalars, a type URL otherwise.
-	typ   string
-	msg   *messageDesc
-	enum  []string // enum value names, by number
-	role  fieldRole
-	sized bool // counted in the message payload size
+	typ  string
+	msg  *messageDesc
+	enum []string // enum value names, by number
+	role fieldRole
+	// sized fields count toward the message payload size: a map's keys
+	// and values, or a string (or list of strings) field's proto name and
+	// value.
+	sized bool
+	// idx is the field's position in its message, for spotting a field
+	// set twice.
+	idx   uint8
+	owner *messageDesc
 }
 
 type messageDesc struct {
@@ -429,8 +501,16 @@ type messageDesc struct {
 }
 
 func newMessageDesc(fields ...*fieldDesc) *messageDesc {
+	if len(fields) > 64 {
+		// sendParser.object keeps the fields it has seen in a uint64.
+		panic("pushsim: FCM schema message with more than 64 fields")
+	}
 	m := &messageDesc{fields: make(map[string]*fieldDesc, 2*len(fields))}
-	for _, f := range fields {
+	for i, f := range fields {
+		if f.owner != nil {
+			panic("pushsim: FCM schema field " + f.name + " belongs to two messages")
+		}
+		f.owner, f.idx = m, uint8(i)
 		m.fields[f.name] = f
 		m.fields[lowerCamel(f.name)] = f
 	}
@@ -462,6 +542,18 @@ func strField(name string, role fieldRole) *fieldDesc {
 	return &fieldDesc{name: name, kind: kindString, typ: "TYPE_STRING", role: role}
 }
 
+// sizedStr is a notification string field, counted in the payload size.
+func sizedStr(name string, role fieldRole) *fieldDesc {
+	f := strField(name, role)
+	f.sized = true
+	return f
+}
+
+// sizedList is a notification list of strings, counted in the payload size.
+func sizedList(name string) *fieldDesc {
+	return &fieldDesc{name: name, kind: kindStringList, typ: "TYPE_STRING", sized: true}
+}
+
 func boolField(name string, role fieldRole) *fieldDesc {
 	return &fieldDesc{name: name, kind: kindBool, typ: "TYPE_BOOL", role: role}
 }
@@ -470,8 +562,8 @@ func mapField(name, entry string, role fieldRole, sized bool) *fieldDesc {
 	return &fieldDesc{name: name, kind: kindStringMap, typ: fcmTypePrefix + entry, role: role, sized: sized}
 }
 
-func msgField(name, typ string, m *messageDesc, role fieldRole, sized bool) *fieldDesc {
-	return &fieldDesc{name: name, kind: kindMessage, typ: typ, msg: m, role: role, sized: sized}
+func msgField(name, typ string, m *messageDesc, role fieldRole) *fieldDesc {
+	return &fieldDesc{name: name, kind: kindMessage, typ: typ, msg: m, role: role}
 }
 
 func enumField(name, typ string, values ...string) *fieldDesc {
@@ -494,24 +586,24 @@ var (
 		&fieldDesc{name: "alpha", kind: kindFloat, typ: "type.googleapis.com/google.protobuf.FloatValue"},
 	)
 	fcmLightSettingsDesc = newMessageDesc(
-		msgField("color", "type.googleapis.com/google.type.Color", fcmColorDesc, roleNone, false),
+		msgField("color", "type.googleapis.com/google.type.Color", fcmColorDesc, roleNone),
 		&fieldDesc{name: "light_on_duration", kind: kindDuration, typ: typeDuration},
 		&fieldDesc{name: "light_off_duration", kind: kindDuration, typ: typeDuration},
 	)
 	fcmAndroidNotificationDesc = newMessageDesc(
-		strField("title", roleNone),
-		strField("body", roleNone),
-		strField("icon", roleNone),
-		strField("color", roleColor),
-		strField("sound", roleNone),
-		strField("tag", roleNone),
-		strField("click_action", roleNone),
-		strField("body_loc_key", roleNone),
-		&fieldDesc{name: "body_loc_args", kind: kindStringList, typ: "TYPE_STRING"},
-		strField("title_loc_key", roleNone),
-		&fieldDesc{name: "title_loc_args", kind: kindStringList, typ: "TYPE_STRING"},
-		strField("channel_id", roleNone),
-		strField("ticker", roleNone),
+		sizedStr("title", roleNone),
+		sizedStr("body", roleNone),
+		sizedStr("icon", roleNone),
+		sizedStr("color", roleColor),
+		sizedStr("sound", roleNone),
+		sizedStr("tag", roleNone),
+		sizedStr("click_action", roleNone),
+		sizedStr("body_loc_key", roleNone),
+		sizedList("body_loc_args"),
+		sizedStr("title_loc_key", roleNone),
+		sizedList("title_loc_args"),
+		sizedStr("channel_id", roleNone),
+		sizedStr("ticker", roleNone),
 		boolField("sticky", roleNone),
 		&fieldDesc{name: "event_time", kind: kindTimestamp, typ: typeTimestamp},
 		boolField("local_only", roleNone),
@@ -524,8 +616,8 @@ var (
 		enumField("visibility", "AndroidNotification.Visibility",
 			"VISIBILITY_UNSPECIFIED", "PRIVATE", "PUBLIC", "SECRET"),
 		&fieldDesc{name: "notification_count", kind: kindInt32, typ: "TYPE_INT32"},
-		msgField("light_settings", fcmTypePrefix+"LightSettings", fcmLightSettingsDesc, roleNone, false),
-		strField("image", roleNone),
+		msgField("light_settings", fcmTypePrefix+"LightSettings", fcmLightSettingsDesc, roleNone),
+		sizedStr("image", roleNone),
 		boolField("bypass_proxy_notification", roleNone),
 		enumField("proxy", "AndroidNotification.Proxy",
 			"PROXY_UNSPECIFIED", "ALLOW", "DENY", "IF_PRIORITY_LOWERED"),
@@ -536,8 +628,8 @@ var (
 		&fieldDesc{name: "ttl", kind: kindDuration, typ: typeDuration, role: roleTTL},
 		strField("restricted_package_name", roleNone),
 		mapField("data", "AndroidConfig.DataEntry", roleData, true),
-		msgField("notification", fcmTypePrefix+"AndroidNotification", fcmAndroidNotificationDesc, roleNone, true),
-		msgField("fcm_options", fcmTypePrefix+"AndroidFcmOptions", newMessageDesc(strField("analytics_label", roleLabel)), roleNone, false),
+		msgField("notification", fcmTypePrefix+"AndroidNotification", fcmAndroidNotificationDesc, roleNone),
+		msgField("fcm_options", fcmTypePrefix+"AndroidFcmOptions", newMessageDesc(strField("analytics_label", roleLabel)), roleNone),
 		boolField("direct_boot_ok", roleNone),
 		boolField("bandwidth_constrained_ok", roleNone),
 		boolField("restricted_satellite_ok", roleNone),
@@ -549,7 +641,7 @@ var (
 		msgField("fcm_options", fcmTypePrefix+"WebpushFcmOptions", newMessageDesc(
 			strField("link", roleLink),
 			strField("analytics_label", roleLabel),
-		), roleNone, false),
+		), roleNone),
 	)
 	fcmApnsDesc = newMessageDesc(
 		mapField("headers", "ApnsConfig.HeadersEntry", roleNone, false),
@@ -557,28 +649,28 @@ var (
 		msgField("fcm_options", fcmTypePrefix+"ApnsFcmOptions", newMessageDesc(
 			strField("analytics_label", roleLabel),
 			strField("image", roleNone),
-		), roleNone, false),
+		), roleNone),
 		strField("live_activity_token", roleNone),
 	)
 	fcmMessageDesc = newMessageDesc(
 		strField("name", roleNone),
 		mapField("data", "Message.DataEntry", roleData, true),
 		msgField("notification", fcmTypePrefix+"Notification", newMessageDesc(
-			strField("title", roleNone),
-			strField("body", roleNone),
-			strField("image", roleNone),
-		), roleNone, true),
-		msgField("android", fcmTypePrefix+"AndroidConfig", fcmAndroidDesc, roleNone, false),
-		msgField("webpush", fcmTypePrefix+"WebpushConfig", fcmWebpushDesc, roleNone, false),
-		msgField("apns", fcmTypePrefix+"ApnsConfig", fcmApnsDesc, roleNone, false),
-		msgField("fcm_options", fcmTypePrefix+"FcmOptions", newMessageDesc(strField("analytics_label", roleLabel)), roleNone, false),
+			sizedStr("title", roleNone),
+			sizedStr("body", roleNone),
+			sizedStr("image", roleNone),
+		), roleNone),
+		msgField("android", fcmTypePrefix+"AndroidConfig", fcmAndroidDesc, roleNone),
+		msgField("webpush", fcmTypePrefix+"WebpushConfig", fcmWebpushDesc, roleNone),
+		msgField("apns", fcmTypePrefix+"ApnsConfig", fcmApnsDesc, roleNone),
+		msgField("fcm_options", fcmTypePrefix+"FcmOptions", newMessageDesc(strField("analytics_label", roleLabel)), roleNone),
 		strField("token", roleToken),
 		strField("topic", roleTopic),
 		strField("condition", roleCondition),
 	)
 	fcmSendRequestDesc = newMessageDesc(
 		boolField("validate_only", roleValidateOnly),
-		msgField("message", fcmTypePrefix+"Message", fcmMessageDesc, roleMessage, false),
+		msgField("message", fcmTypePrefix+"Message", fcmMessageDesc, roleMessage),
 	)
 )
 
@@ -590,8 +682,15 @@ type sendRequest struct {
 	// target is the name of the target field set: token, topic or condition.
 	target                  string
 	token, topic, condition string
-	// size is FCM's payload size, approximately: the JSON length of the
-	// common and Android data and notification.
+	// size is FCM's payload size: the bytes of the keys and values of
+	// message.data and android.data, and of the string fields of
+	// message.notification and android.notification (a field's proto
+	// name standing as its key), all as decoded. Google's limit "includes
+	// both the keys and the values"; counting decoded text rather than
+	// JSON keeps escapes from weighing more than the text they stand for
+	// (the Admin SDK writes '<' as \u003c), and proto names rather than
+	// the names as spelled keeps camelCase and snake_case spellings of one
+	// message the same size.
 	size int
 }
 
@@ -630,8 +729,13 @@ func parseSendRequest(body []byte) (sendRequest, *fieldError) {
 	if req.target == "" {
 		return sendRequest{}, &fieldError{"message", "Recipient of the message is not set."}
 	}
-	if req.size > fcmMaxPayload {
-		return sendRequest{}, &fieldError{"message", "Message is too big"}
+	limit, to := fcmMaxPayload, ""
+	if req.target != "token" {
+		limit, to = fcmMaxTopicPayload, " for a message to a topic or condition"
+	}
+	if req.size > limit {
+		return sendRequest{}, &fieldError{"message", "Message is too big: its payload (the keys and values of data and notification) is " +
+			strconv.Itoa(req.size) + " bytes, over the limit of " + strconv.Itoa(limit) + " bytes" + to + "."}
 	}
 	return req, nil
 }
@@ -645,6 +749,10 @@ func (p *sendParser) syntaxError(err error) *fieldError {
 
 // object reads the fields of an object whose '{' has been read.
 func (p *sendParser) object(m *messageDesc, path string) *fieldError {
+	// A field set twice (perhaps once by each of its names) is refused,
+	// as protobuf's JSON parsers do: which one should win is a guess, and
+	// the receipt and the checks must describe the same message.
+	var seen uint64
 	for p.dec.More() {
 		t, err := p.dec.Token()
 		if err != nil {
@@ -658,6 +766,14 @@ func (p *sendParser) object(m *messageDesc, path string) *fieldError {
 			}
 			return &fieldError{path, "Invalid JSON payload received. Unknown name " + strconv.Quote(key) + " at '" + path + "': Cannot find field."}
 		}
+		if seen&(1<<f.idx) != 0 {
+			at := ""
+			if path != "" {
+				at = " at '" + path + "'"
+			}
+			return &fieldError{path, "Invalid JSON payload received. Duplicate field " + strconv.Quote(key) + at + "."}
+		}
+		seen |= 1 << f.idx
 		fpath := f.name
 		if path != "" {
 			fpath = path + "." + f.name
@@ -699,6 +815,9 @@ func (p *sendParser) value(f *fieldDesc, path, parent, key string) *fieldError {
 		}
 		if fe := p.checkString(f, path, s); fe != nil {
 			return fe
+		}
+		if f.sized {
+			p.req.size += len(f.name) + len(s)
 		}
 	case kindBool:
 		b, ok := t.(bool)
@@ -748,6 +867,9 @@ func (p *sendParser) value(f *fieldDesc, path, parent, key string) *fieldError {
 		if t != json.Delim('[') {
 			return invalidValue(path, f.typ, t)
 		}
+		if f.sized {
+			p.req.size += len(f.name)
+		}
 		for i := 0; p.dec.More(); i++ {
 			t, err := p.dec.Token()
 			if err != nil {
@@ -759,6 +881,9 @@ func (p *sendParser) value(f *fieldDesc, path, parent, key string) *fieldError {
 			}
 			if !ok {
 				return invalidValue(path+"["+strconv.Itoa(i)+"]", f.typ, t)
+			}
+			if f.sized {
+				p.req.size += len(s)
 			}
 		}
 		if _, err := p.dec.Token(); err != nil {
@@ -779,11 +904,8 @@ func (p *sendParser) value(f *fieldDesc, path, parent, key string) *fieldError {
 			return p.syntaxError(err)
 		}
 	}
-	end := p.dec.InputOffset()
-	if f.sized {
-		p.req.size += int(end - start)
-	}
 	if f.role == roleMessage {
+		end := p.dec.InputOffset()
 		// start is just past the key; the object begins after the colon.
 		i := int(start)
 		for i < int(end) && p.body[i] != '{' {
@@ -796,6 +918,7 @@ func (p *sendParser) value(f *fieldDesc, path, parent, key string) *fieldError {
 
 // stringMap reads a map<string, string> whose '{' has been read.
 func (p *sendParser) stringMap(f *fieldDesc, path string) *fieldError {
+	var keys mapKeys
 	for i := 0; p.dec.More(); i++ {
 		t, err := p.dec.Token()
 		if err != nil {
@@ -805,18 +928,63 @@ func (p *sendParser) stringMap(f *fieldDesc, path string) *fieldError {
 		if t, err = p.dec.Token(); err != nil {
 			return p.syntaxError(err)
 		}
-		if _, ok := t.(string); !ok {
+		v, ok := t.(string)
+		if !ok {
 			return invalidValue(path+"["+strconv.Itoa(i)+"].value", "TYPE_STRING", t)
 		}
 		if f.role == roleData && reservedDataKey(k) {
 			return &fieldError{path, "Invalid value at '" + path + "': data key " + strconv.Quote(k) +
 				" is reserved (from, notification, message_type and keys starting with google. or gcm. are)."}
 		}
+		// A key given twice is refused, as protobuf's JSON parsers do,
+		// for the reason object refuses a field given twice.
+		if !keys.add(k) {
+			return &fieldError{path, "Invalid JSON payload received. Duplicate map key " + strconv.Quote(k) + " at '" + path + "'."}
+		}
+		if f.sized {
+			p.req.size += len(k) + len(v)
+		}
 	}
 	if _, err := p.dec.Token(); err != nil {
 		return p.syntaxError(err)
 	}
 	return nil
+}
+
+// mapKeys is the set of keys a map has had so far. Maps in messages are
+// small, so the first few keys are kept in a slice, on the stack, and a
+// hash set is made only for a map with more.
+type mapKeys struct {
+	few  [8]string
+	n    int
+	many map[string]struct{}
+}
+
+// add adds k and reports whether it was new.
+func (m *mapKeys) add(k string) bool {
+	if m.many != nil {
+		if _, dup := m.many[k]; dup {
+			return false
+		}
+		m.many[k] = struct{}{}
+		return true
+	}
+	for _, seen := range m.few[:m.n] {
+		if seen == k {
+			return false
+		}
+	}
+	if m.n < len(m.few) {
+		m.few[m.n] = k
+		m.n++
+		return true
+	}
+	m.many = make(map[string]struct{}, 2*len(m.few))
+	for _, seen := range m.few {
+		m.many[seen] = struct{}{}
+	}
+	m.many[k] = struct{}{}
+	return true
 }
 
 // skip reads the rest of a value whose opening '{' or '[' has been read.
@@ -1022,18 +1190,19 @@ func reservedDataKey(k string) bool {
 
 // checkCondition parses a topic condition such as
 // "'dogs' in topics && ('cats' in topics || !('birds' in topics))" and
-// says what is wrong with it, or "" when nothing is.
+// says what is wrong with it, or "" when nothing is. Its work is linear in
+// the length, which is capped, and its recursion is capped by depth.
 func checkCondition(s string) string {
+	if len(s) > fcmMaxConditionLen {
+		return "a condition may be at most " + strconv.Itoa(fcmMaxConditionLen) + " bytes long, got " + strconv.Itoa(len(s))
+	}
 	c := condParser{s: s}
 	if !c.expr(0) {
 		return c.why
 	}
 	c.space()
-	switch {
-	case c.i != len(c.s):
+	if c.i != len(c.s) {
 		return "unexpected text at offset " + strconv.Itoa(c.i)
-	case c.topics > fcmMaxConditionTopics:
-		return "a condition may name at most " + strconv.Itoa(fcmMaxConditionTopics) + " topics"
 	}
 	return ""
 }
@@ -1058,10 +1227,9 @@ func (c *condParser) space() {
 	}
 }
 
+// expr reads terms joined by && and ||. depth counts the parentheses and
+// negations around it.
 func (c *condParser) expr(depth int) bool {
-	if depth > 32 {
-		return c.fail("too deeply nested")
-	}
 	if !c.term(depth) {
 		return false
 	}
@@ -1077,7 +1245,13 @@ func (c *condParser) expr(depth int) bool {
 	}
 }
 
+// term reads a topic test, a negated term or a parenthesised expression.
+// The depth check is here, where both kinds of nesting recurse, so that
+// neither "((((..." nor "!!!!..." can run the stack deep.
 func (c *condParser) term(depth int) bool {
+	if depth > fcmMaxConditionDepth {
+		return c.fail("nested more than " + strconv.Itoa(fcmMaxConditionDepth) + " deep")
+	}
 	c.space()
 	if c.i == len(c.s) {
 		return c.fail("expected a topic test")
@@ -1105,8 +1279,12 @@ func (c *condParser) term(depth int) bool {
 		if !validTopic(c.s[c.i+1 : c.i+1+end]) {
 			return c.fail("invalid topic name")
 		}
+		// FCM documents at most five topics in a condition; stopping
+		// at the sixth also saves reading the rest.
+		if c.topics++; c.topics > fcmMaxConditionTopics {
+			return c.fail("a condition may name at most " + strconv.Itoa(fcmMaxConditionTopics) + " topics; the sixth starts")
+		}
 		c.i += end + 2
-		c.topics++
 		c.space()
 		if !strings.HasPrefix(c.s[c.i:], "in") {
 			return c.fail("expected \"in topics\"")

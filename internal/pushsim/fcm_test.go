@@ -12,22 +12,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	firebase "firebase.google.com/go/v4"
 	"firebase.google.com/go/v4/errorutils"
 	"firebase.google.com/go/v4/messaging"
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/google"
-	"google.golang.org/api/option"
 
 	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
 )
 
 // fcmEnv is a simulator with one service account and the clients a test
@@ -41,69 +41,19 @@ type fcmEnv struct {
 	project string
 }
 
-func fcmStartSim(t testing.TB) *pushsim.Sim {
-	t.Helper()
-	sim, err := pushsim.New(pushsim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	return sim
-}
-
-// fcmCAClient is an HTTP client that trusts only the simulator's CA and speaks
-// HTTP/2 to it, as Google's front end prefers.
-func fcmCAClient(sim *pushsim.Sim) *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: sim.CA().Pool()},
-			ForceAttemptHTTP2: true,
-		},
-		Timeout: 30 * time.Second,
-	}
-}
-
-// newFCMEnv starts a simulator and builds the Firebase client the way
-// production code does, from the service-account JSON, but for the endpoint
-// and the CA. The app's project is appProject; the account's is saProject.
+// newFCMEnv starts a simulator (pushsimtest's defaults: tokens the seed did
+// not mint are malformed) and a real Firebase client for it. The app's
+// project is appProject; the account's is saProject.
 func newFCMEnv(t testing.TB, saProject, appProject string) *fcmEnv {
 	t.Helper()
-	sim := fcmStartSim(t)
-	return newFCMEnvOn(t, sim, saProject, appProject)
+	return newFCMEnvOn(t, pushsimtest.Start(t, pushsim.Config{}), saProject, appProject)
 }
 
+// newFCMEnvOn is newFCMEnv on a simulator the test configured itself.
 func newFCMEnvOn(t testing.TB, sim *pushsim.Sim, saProject, appProject string) *fcmEnv {
 	t.Helper()
-	ctx := context.Background()
-	sa, err := sim.NewServiceAccount(saProject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saJSON, err := sa.JSON(sim.TokenURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := fcmCAClient(sim)
-	// The token source fetches tokens with the client in the context.
-	ctx2 := context.WithValue(ctx, oauth2.HTTPClient, hc)
-	creds, err := google.CredentialsFromJSON(ctx2, saJSON, pushsim.ScopeFirebaseMessaging)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: appProject},
-		option.WithHTTPClient(oauth2.NewClient(ctx2, creds.TokenSource)),
-		option.WithEndpoint(sim.FCMEndpoint()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := app.Messaging(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fcmEnv{sim: sim, sa: sa, client: client, http: hc, tokens: creds.TokenSource, project: appProject}
+	c, sa := pushsimtest.FCMClient(t, sim, saProject, appProject)
+	return &fcmEnv{sim: sim, sa: sa, client: c.Messaging, http: c.HTTP, tokens: c.Tokens, project: appProject}
 }
 
 func (e *fcmEnv) accessToken(t testing.TB) string {
@@ -117,6 +67,27 @@ func (e *fcmEnv) accessToken(t testing.TB) string {
 
 func (e *fcmEnv) token(fate pushsim.Fate, project string, serial uint64) string {
 	return e.sim.Minter().FCM(fate, project, serial)
+}
+
+// fcmClock is a clock for Config.Now that moves only when told to. Handlers
+// read it from their own goroutines, hence the lock.
+type fcmClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFCMClock(start time.Time) *fcmClock { return &fcmClock{now: start} }
+
+func (c *fcmClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fcmClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // fcmGoogleError is the google.rpc.Status body the simulator answers with.
@@ -165,7 +136,11 @@ type fcmRawResponse struct {
 
 func (e *fcmEnv) do(t testing.TB, method, path, bearer string, body string) fcmRawResponse {
 	t.Helper()
-	req, err := http.NewRequest(method, e.sim.FCMURL()+path, strings.NewReader(body))
+	// simclient's HTTP client has no timeout of its own; a hung answer
+	// should fail the test, not stall the run.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, e.sim.FCMURL()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +173,7 @@ func (e *fcmEnv) send(t testing.TB, bearer, body string) fcmRawResponse {
 
 func fcmWantCount(t *testing.T, sim *pushsim.Sim, listener string, status int, reason string, want int64) {
 	t.Helper()
-	if got := sim.Count(listener, status, reason); got != want {
+	if got := sim.Total(listener, status, reason); got != want {
 		t.Errorf("Count(%q, %d, %q) = %d, want %d; counts: %+v", listener, status, reason, got, want, sim.Counts())
 	}
 }
@@ -580,32 +555,48 @@ func TestFCMUnauthenticated(t *testing.T) {
 	}
 }
 
+// TestFCMExpiredAccessToken proves the server refuses an access token once
+// its own clock passes the token's expiry, to the tick, and that the SDK
+// recovers by fetching a new one.
 func TestFCMExpiredAccessToken(t *testing.T) {
-	sim, err := pushsim.New(pushsim.Config{AccessTokenTTL: 1500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	e := newFCMEnvOn(t, sim, "proj-a", "proj-a")
+	// The clock starts at the wall time because the SDK signs its
+	// assertions with the wall clock, and the token endpoint checks their
+	// iat and exp against this one.
+	clk := newFCMClock(time.Now())
+	const ttl = 5 * time.Second
+	e := newFCMEnvOn(t, pushsimtest.Start(t, pushsim.Config{Now: clk.Now, AccessTokenTTL: ttl}), "proj-a", "proj-a")
+	body := `{"message":{"topic":"news"}}`
 	bearer := e.accessToken(t)
-	if r := e.send(t, bearer, `{"message":{"topic":"news"}}`); r.status != 200 {
+	if r := e.send(t, bearer, body); r.status != 200 {
 		t.Fatalf("fresh token: %d\n%s", r.status, r.body)
 	}
-	time.Sleep(1600 * time.Millisecond)
-	r := e.send(t, bearer, `{"message":{"topic":"news"}}`)
+	clk.Advance(ttl - time.Nanosecond)
+	if r := e.send(t, bearer, body); r.status != 200 {
+		t.Fatalf("token a tick before expiry: %d\n%s", r.status, r.body)
+	}
+	clk.Advance(time.Nanosecond)
+	r := e.send(t, bearer, body)
 	if r.status != 401 || r.err.Error.Status != "UNAUTHENTICATED" {
 		t.Fatalf("expired token: %d\n%s", r.status, r.body)
 	}
-	if r.err.Error.Details[0].Reason != "ACCESS_TOKEN_EXPIRED" {
-		t.Errorf("reason = %q, want ACCESS_TOKEN_EXPIRED", r.err.Error.Details[0].Reason)
+	if len(r.err.Error.Details) == 0 || r.err.Error.Details[0].Reason != "ACCESS_TOKEN_EXPIRED" {
+		t.Errorf("details = %+v, want reason ACCESS_TOKEN_EXPIRED", r.err.Error.Details)
 	}
-	// The SDK's token source refreshes an expired token by itself.
+	if h := r.header.Get("WWW-Authenticate"); !strings.Contains(h, `error="invalid_token"`) {
+		t.Errorf("WWW-Authenticate = %q, want error=\"invalid_token\"", h)
+	}
+	fcmWantCount(t, e.sim, pushsim.ListenerFCMOAuth, http.StatusOK, "", 1)
+
+	// x/oauth2 counts a token as expired 10s before its expires_in runs
+	// out, so with a 5s TTL the SDK fetches a new token for each send, and
+	// the token endpoint issues it for the simulator's clock: the send
+	// succeeds with a second token.
 	if _, err := e.client.Send(context.Background(), &messaging.Message{Topic: "news"}); err != nil {
-		t.Errorf("SDK send after expiry: %v", err)
+		t.Fatalf("SDK send after expiry: %v", err)
 	}
+	fcmWantCount(t, e.sim, pushsim.ListenerFCMOAuth, http.StatusOK, "", 2)
+	fcmWantCount(t, e.sim, pushsim.ListenerFCM, http.StatusOK, "", 3)
+	fcmWantCount(t, e.sim, pushsim.ListenerFCM, http.StatusUnauthorized, "", 1)
 }
 
 func TestFCMPermissionDeniedOtherProject(t *testing.T) {
@@ -645,17 +636,17 @@ func fcmAssertion(t *testing.T, key *rsa.PrivateKey, claims map[string]any) stri
 }
 
 func TestOAuthTokenEndpoint(t *testing.T) {
-	sim := fcmStartSim(t)
-	sa, err := sim.NewServiceAccount("proj-a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A clock that stands still puts every iat and exp below at a known
+	// distance from the server's now.
+	clk := newFCMClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clk.Now})
+	c, sa := pushsimtest.FCMClient(t, sim, "proj-a", "proj-a")
 	other, err := pushsim.GenerateServiceAccount("proj-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := fcmCAClient(sim)
-	now := time.Now().Unix()
+	hc := c.HTTP
+	now := clk.Now().Unix()
 	claims := func(mod func(map[string]any)) map[string]any {
 		c := map[string]any{
 			"iss":   sa.ClientEmail,
@@ -763,15 +754,61 @@ func TestOAuthTokenEndpoint(t *testing.T) {
 	})
 }
 
+// fcmConnTracker dials TCP connections for an http.Transport and tells
+// when each is closed, so that a test can wait for a connection to go away
+// rather than sleep and hope.
+type fcmConnTracker struct {
+	mu    sync.Mutex
+	conns []*fcmTrackedConn
+}
+
+type fcmTrackedConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *fcmTrackedConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+func (tr *fcmConnTracker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := &fcmTrackedConn{Conn: c, closed: make(chan struct{})}
+	tr.mu.Lock()
+	tr.conns = append(tr.conns, tc)
+	tr.mu.Unlock()
+	return tc, nil
+}
+
+func (tr *fcmConnTracker) dialed() []*fcmTrackedConn {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]*fcmTrackedConn(nil), tr.conns...)
+}
+
 func TestFCMGoAwayAndDrop(t *testing.T) {
 	e := newFCMEnv(t, "proj-a", "proj-a")
 	bearer := e.accessToken(t)
 	body := `{"message":{"topic":"news","data":{"a":"b"}}}`
-
-	// Open a connection first, so that the fault meets a reused one.
-	if r := e.send(t, bearer, body); r.status != 200 {
-		t.Fatalf("warm-up: %d\n%s", r.status, r.body)
+	// The raw requests go through a transport whose connections the test
+	// can watch; TLS runs over the tracked TCP connections, so HTTP/2 is
+	// negotiated as usual.
+	var tracker fcmConnTracker
+	hc := &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: e.sim.CA().Pool()},
+			ForceAttemptHTTP2: true,
+			DialContext:       tracker.dial,
+		},
+		Timeout: 30 * time.Second,
 	}
+	t.Cleanup(hc.CloseIdleConnections)
 
 	sendTraced := func() (status int, reused bool, err error) {
 		req, _ := http.NewRequest(http.MethodPost, e.sim.FCMURL()+"/v1/projects/proj-a/messages:send", strings.NewReader(body))
@@ -779,7 +816,7 @@ func TestFCMGoAwayAndDrop(t *testing.T) {
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
 		}))
-		resp, err := e.http.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return 0, reused, err
 		}
@@ -791,16 +828,33 @@ func TestFCMGoAwayAndDrop(t *testing.T) {
 		return resp.StatusCode, reused, nil
 	}
 
+	// Open a connection first, so that the fault meets a reused one.
+	if status, _, err := sendTraced(); err != nil || status != 200 {
+		t.Fatalf("warm-up: status %d, err %v", status, err)
+	}
+
 	fcmAddFault(t, e.sim, pushsim.Fault{Kind: pushsim.FaultGoAway, Listener: pushsim.ListenerFCM, Limit: 1})
 	status, reused, err := sendTraced()
 	if err != nil || status != http.StatusServiceUnavailable || !reused {
 		t.Fatalf("goaway: status %d, reused %v, err %v; want 503 on the warm connection", status, reused, err)
 	}
-	// GOAWAY closed the connection: the next request dials anew.
-	time.Sleep(50 * time.Millisecond)
+	// GOAWAY ends the connection: wait until it is closed, then the next
+	// request must dial anew. The timeout only bounds a failure.
+	conns := tracker.dialed()
+	if len(conns) != 1 {
+		t.Fatalf("%d connections dialed before GOAWAY, want 1", len(conns))
+	}
+	select {
+	case <-conns[0].closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection that got GOAWAY is still open after 10s")
+	}
 	status, reused, err = sendTraced()
 	if err != nil || status != 200 || reused {
 		t.Fatalf("after goaway: status %d, reused %v, err %v; want 200 on a new connection", status, reused, err)
+	}
+	if n := len(tracker.dialed()); n != 2 {
+		t.Errorf("%d connections dialed after GOAWAY, want 2", n)
 	}
 
 	fcmAddFault(t, e.sim, pushsim.Fault{Kind: pushsim.FaultDrop, Listener: pushsim.ListenerFCM, Limit: 1})
@@ -1088,4 +1142,302 @@ func BenchmarkFCMSend(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestFCMUnknownTokenDefaultFate covers well-formed registration tokens the
+// seed did not mint: pushsimtest makes them malformed, so that a damaged
+// token is refused, and Config.DefaultFate can make them valid, as a
+// simulator fed real tokens wants.
+func TestFCMUnknownTokenDefaultFate(t *testing.T) {
+	// The shape of a real token, but not one this seed minted.
+	unknown := "cAbCdEfGhIj:APA91b" + strings.Repeat("Zz0_-", 28)
+	msg := &messaging.Message{Token: unknown, Data: map[string]string{"a": "b"}}
+
+	t.Run("pushsimtest default", func(t *testing.T) {
+		e := newFCMEnv(t, "proj-a", "proj-a")
+		if _, err := e.client.Send(context.Background(), msg); !messaging.IsInvalidArgument(err) {
+			t.Fatalf("Send = %v, want INVALID_ARGUMENT", err)
+		}
+		if _, ok := e.sim.Receipt(unknown); ok {
+			t.Error("a refused token has a receipt")
+		}
+	})
+	t.Run("DefaultFate valid", func(t *testing.T) {
+		e := newFCMEnvOn(t, pushsimtest.Start(t, pushsim.Config{DefaultFate: pushsim.FateValid}), "proj-a", "proj-a")
+		if _, err := e.client.Send(context.Background(), msg); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		if rc, ok := e.sim.Receipt(unknown); !ok || rc.Count != 1 {
+			t.Errorf("Receipt = %+v, %v; want one push", rc, ok)
+		}
+		// A minted token still meets its own fate.
+		_, err := e.client.Send(context.Background(), &messaging.Message{Token: e.token(pushsim.FateUnregistered, "proj-a", 1)})
+		if !messaging.IsUnregistered(err) {
+			t.Errorf("Send(minted unregistered) = %v, want UNREGISTERED", err)
+		}
+	})
+}
+
+// TestFCMPayloadSizeLimit checks the limits of "Message was too big": 4096
+// bytes of keys and values, counted as decoded, across data and
+// notification, common and Android; 2048 for topics and conditions.
+func TestFCMPayloadSizeLimit(t *testing.T) {
+	e := newFCMEnv(t, "proj-a", "proj-a")
+	ctx := context.Background()
+	tok := e.token(pushsim.FateValid, "proj-a", 1)
+	// fill is n bytes of text whose JSON is longer than itself: the SDK
+	// escapes '<' as \u003c and "é" is two bytes of UTF-8.
+	fill := func(n int) string {
+		return strings.Repeat("é", n/2) + strings.Repeat("<", n%2)
+	}
+	// across is a message whose payload is n bytes: 1 + 500 for data,
+	// 5 + 500 for the title, 1 + 500 for Android data, and 4 + the rest
+	// for the Android body.
+	across := func(target *messaging.Message, n int) *messaging.Message {
+		m := *target
+		m.Data = map[string]string{"a": fill(500)}
+		m.Notification = &messaging.Notification{Title: fill(500)}
+		m.Android = &messaging.AndroidConfig{
+			Data:         map[string]string{"b": fill(500)},
+			Notification: &messaging.AndroidNotification{Body: fill(n - 1507 - 4)},
+		}
+		return &m
+	}
+	toToken := &messaging.Message{Token: tok}
+	toTopic := &messaging.Message{Topic: "news"}
+	toCondition := &messaging.Message{Condition: "'news' in topics"}
+
+	cases := []struct {
+		name string
+		msg  *messaging.Message
+		size int // 0 when the message must pass
+		max  int
+	}{
+		{"1000 '<' pass", &messaging.Message{Token: tok, Data: map[string]string{"k": strings.Repeat("<", 1000)}}, 0, 0},
+		{"data at the limit", &messaging.Message{Token: tok, Data: map[string]string{"k": fill(4095)}}, 0, 0},
+		{"data over the limit", &messaging.Message{Token: tok, Data: map[string]string{"k": fill(4096)}}, 4097, 4096},
+		{"keys count", &messaging.Message{Token: tok, Data: map[string]string{"kk": fill(4095)}}, 4097, 4096},
+		{"four blocks at the limit", across(toToken, 4096), 0, 0},
+		{"four blocks over the limit", across(toToken, 4097), 4097, 4096},
+		{"topic at the limit", &messaging.Message{Topic: "news", Data: map[string]string{"k": fill(2047)}}, 0, 0},
+		{"topic over the limit", &messaging.Message{Topic: "news", Data: map[string]string{"k": fill(2048)}}, 2049, 2048},
+		{"topic four blocks", across(toTopic, 2100), 2100, 2048},
+		{"condition over the limit", &messaging.Message{Condition: "'news' in topics", Data: map[string]string{"k": fill(2048)}}, 2049, 2048},
+		{"condition four blocks", across(toCondition, 2048), 0, 0},
+	}
+	var refused int64
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.client.Send(ctx, c.msg)
+			if c.size == 0 {
+				if err != nil {
+					t.Fatalf("Send: %v", err)
+				}
+				return
+			}
+			refused++
+			if !messaging.IsInvalidArgument(err) {
+				t.Fatalf("Send = %v, want INVALID_ARGUMENT", err)
+			}
+			want := fmt.Sprintf("Message is too big: its payload (the keys and values of data and notification) is %d bytes, over the limit of %d bytes", c.size, c.max)
+			if !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("Send = %q\nwant it to start %q", err, want)
+			}
+		})
+	}
+	fcmWantCount(t, e.sim, pushsim.ListenerFCM, http.StatusBadRequest, "INVALID_ARGUMENT", refused)
+	fcmWantCount(t, e.sim, pushsim.ListenerFCM, http.StatusOK, "", int64(len(cases))-refused)
+
+	// Notification fields count their proto name as the key, however the
+	// JSON spells it, and list fields count the name once and each item.
+	bearer := e.accessToken(t)
+	for _, c := range []struct{ name, notification string }{
+		{"snake_case", `"click_action":"` + fill(4096-len("click_action")) + `"`},
+		{"camelCase", `"clickAction":"` + fill(4096-len("click_action")) + `"`},
+		{"list", `"body_loc_args":["` + fill(2000) + `","` + fill(4096-len("body_loc_args")-2000) + `"]`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.send(t, bearer, `{"message":{"token":"`+tok+`","android":{"notification":{`+c.notification+`}}}}`)
+			if r.status != 200 {
+				t.Fatalf("at the limit: %d\n%s", r.status, r.body)
+			}
+			r = e.send(t, bearer, `{"message":{"token":"`+tok+`","data":{"x":""},"android":{"notification":{`+c.notification+`}}}}`)
+			if field, desc, _ := r.err.fieldViolation(); r.status != 400 || field != "message" || !strings.Contains(desc, "is 4097 bytes") {
+				t.Errorf("one byte over: %d, field %q, %q", r.status, field, desc)
+			}
+		})
+	}
+}
+
+// TestFCMConditionLimits covers FCM's rule of five topics per condition and
+// the simulator's own bounds on nesting and length, which keep a hostile
+// condition from running the parser's stack deep.
+func TestFCMConditionLimits(t *testing.T) {
+	e := newFCMEnv(t, "proj-a", "proj-a")
+	bearer := e.accessToken(t)
+	nest := func(open, close string, n int) string {
+		return strings.Repeat(open, n) + "'a' in topics" + strings.Repeat(close, n)
+	}
+	topics := func(n int) string {
+		var parts []string
+		for i := range n {
+			parts = append(parts, "'t"+strconv.Itoa(i)+"' in topics")
+		}
+		return strings.Join(parts, " || ")
+	}
+	cases := []struct {
+		name, cond, why string // why is "" when the condition must pass
+	}{
+		{"five topics", topics(5), ""},
+		{"six topics", topics(6), "at most 5 topics"},
+		{"six topics nested", "'a' in topics && ('b' in topics || !('c' in topics && ('d' in topics || 'e' in topics || 'f' in topics)))", "at most 5 topics"},
+		{"32 parentheses", nest("(", ")", 32), ""},
+		{"33 parentheses", nest("(", ")", 33), "nested more than 32 deep"},
+		{"32 negations", nest("!", "", 32), ""},
+		{"33 negations", nest("!", "", 33), "nested more than 32 deep"},
+		{"negations and parentheses", nest("!(", ")", 17), "nested more than 32 deep"},
+		{"900k negations", nest("!", "", 900_000), "at most 16384 bytes long"},
+		{"900k parentheses", nest("(", ")", 400_000), "at most 16384 bytes long"},
+		{"deep but short enough", nest("!", "", 16_000), "nested more than 32 deep"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body, err := json.Marshal(map[string]any{"message": map[string]any{"condition": c.cond}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := e.send(t, bearer, string(body))
+			if c.why == "" {
+				if r.status != 200 {
+					t.Fatalf("answer %d, want 200\n%.500s", r.status, r.body)
+				}
+				return
+			}
+			field, desc, _ := r.err.fieldViolation()
+			if r.status != 400 || r.err.Error.Status != "INVALID_ARGUMENT" || field != "message.condition" {
+				t.Fatalf("answer %d %s on %q, want 400 INVALID_ARGUMENT on message.condition\n%.500s", r.status, r.err.Error.Status, field, r.body)
+			}
+			if !strings.HasPrefix(desc, "Invalid condition expression provided: ") || !strings.Contains(desc, c.why) {
+				t.Errorf("description %q, want it to say %q", desc, c.why)
+			}
+		})
+	}
+}
+
+// TestFCMReasonFault injects FCM errors by errorCode and HTTP status and
+// checks that the Admin SDK reads each as it would Google's.
+func TestFCMReasonFault(t *testing.T) {
+	e := newFCMEnv(t, "proj-a", "proj-a")
+	cases := []struct {
+		status     int
+		reason     string
+		retryAfter int
+		checks     map[string]func(error) bool
+	}{
+		{404, "UNREGISTERED", 0, map[string]func(error) bool{
+			"messaging.IsUnregistered": messaging.IsUnregistered, "errorutils.IsNotFound": errorutils.IsNotFound}},
+		{400, "INVALID_ARGUMENT", 0, map[string]func(error) bool{
+			"messaging.IsInvalidArgument": messaging.IsInvalidArgument, "errorutils.IsInvalidArgument": errorutils.IsInvalidArgument}},
+		{401, "APNS_AUTH_ERROR", 0, map[string]func(error) bool{
+			"messaging.IsThirdPartyAuthError": messaging.IsThirdPartyAuthError, "errorutils.IsUnauthenticated": errorutils.IsUnauthenticated}},
+		{403, "SENDER_ID_MISMATCH", 0, map[string]func(error) bool{
+			"messaging.IsSenderIDMismatch": messaging.IsSenderIDMismatch, "errorutils.IsPermissionDenied": errorutils.IsPermissionDenied}},
+		{429, "QUOTA_EXCEEDED", 30, map[string]func(error) bool{
+			"messaging.IsQuotaExceeded": messaging.IsQuotaExceeded, "errorutils.IsResourceExhausted": errorutils.IsResourceExhausted}},
+		{500, "INTERNAL", 0, map[string]func(error) bool{
+			"messaging.IsInternal": messaging.IsInternal, "errorutils.IsInternal": errorutils.IsInternal}},
+		// The SDK retries a 503 unless Retry-After is past its two
+		// minute cap: this one is surfaced at once.
+		{503, "UNAVAILABLE", 600, map[string]func(error) bool{
+			"messaging.IsUnavailable": messaging.IsUnavailable, "errorutils.IsUnavailable": errorutils.IsUnavailable}},
+		{502, "BAD_GATEWAY", 0, map[string]func(error) bool{"errorutils.IsUnknown": errorutils.IsUnknown}},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("%d %s", c.status, c.reason), func(t *testing.T) {
+			tok := e.token(pushsim.FateValid, "proj-a", uint64(100+i))
+			fcmAddFault(t, e.sim, pushsim.Fault{Kind: pushsim.FaultReason, Listener: pushsim.ListenerFCM, Tokens: []string{tok},
+				Limit: 1, Status: c.status, Reason: c.reason, RetryAfter: c.retryAfter})
+			msg := &messaging.Message{Token: tok, Data: map[string]string{"a": "b"}}
+			_, err := e.client.Send(context.Background(), msg)
+			if err == nil {
+				t.Fatal("Send succeeded through the fault")
+			}
+			for name, check := range c.checks {
+				if !check(err) {
+					t.Errorf("%s(%v) = false", name, err)
+				}
+			}
+			resp := errorutils.HTTPResponse(err)
+			if resp == nil || resp.StatusCode != c.status {
+				t.Fatalf("response = %+v, want status %d", resp, c.status)
+			}
+			wantRetry := ""
+			if c.retryAfter > 0 {
+				wantRetry = strconv.Itoa(c.retryAfter)
+			}
+			if got := resp.Header.Get("Retry-After"); got != wantRetry {
+				t.Errorf("Retry-After = %q, want %q", got, wantRetry)
+			}
+			fcmWantCount(t, e.sim, pushsim.ListenerFCM, c.status, c.reason, 1)
+			if _, ok := e.sim.Receipt(tok); ok {
+				t.Error("a failed push has a receipt")
+			}
+			// The rule's one hit is spent: the token is delivered to.
+			if _, err := e.client.Send(context.Background(), msg); err != nil {
+				t.Errorf("Send after the fault: %v", err)
+			}
+		})
+	}
+
+	// The body is a google.rpc.Status with the FcmError detail, as Google's.
+	fcmAddFault(t, e.sim, pushsim.Fault{Kind: pushsim.FaultReason, Listener: pushsim.ListenerFCM, Limit: 1, Status: 404, Reason: "UNREGISTERED"})
+	r := e.send(t, e.accessToken(t), `{"message":{"topic":"news"}}`)
+	if r.status != 404 || r.err.Error.Code != 404 || r.err.Error.Status != "NOT_FOUND" || r.err.fcmErrorCode() != "UNREGISTERED" ||
+		r.err.Error.Message != "Requested entity was not found." {
+		t.Errorf("raw answer %d:\n%s", r.status, r.body)
+	}
+}
+
+// TestOAuthExpiresIn checks that expires_in is rounded up to whole seconds,
+// and never 0, which x/oauth2 would read as a token that never expires.
+func TestOAuthExpiresIn(t *testing.T) {
+	for _, c := range []struct {
+		ttl  time.Duration
+		want float64
+	}{
+		{300 * time.Millisecond, 1},
+		{time.Second, 1},
+		{1500 * time.Millisecond, 2},
+		{time.Hour, 3600},
+	} {
+		t.Run(c.ttl.String(), func(t *testing.T) {
+			sim := pushsimtest.Start(t, pushsim.Config{AccessTokenTTL: c.ttl})
+			fc, sa := pushsimtest.FCMClient(t, sim, "proj-a", "proj-a")
+			now := time.Now().Unix()
+			a := fcmAssertion(t, sa.Key, map[string]any{
+				"iss": sa.ClientEmail, "scope": pushsim.ScopeFirebaseMessaging, "aud": sim.TokenURL(),
+				"iat": now - 10, "exp": now + 3590,
+			})
+			resp, err := fc.HTTP.PostForm(sim.TokenURL(), url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {a}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("token answer %d, %v: %v", resp.StatusCode, err, out)
+			}
+			if out["expires_in"] != c.want {
+				t.Errorf("expires_in = %v, want %v", out["expires_in"], c.want)
+			}
+			// The SDK's token source sees an expiry, not a token for ever.
+			tok, err := fc.Tokens.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.Expiry.IsZero() {
+				t.Error("the SDK's token has no expiry")
+			}
+		})
+	}
 }

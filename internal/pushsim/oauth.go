@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
@@ -66,7 +67,7 @@ type oauthError struct {
 // serveToken is Google's OAuth2 token endpoint (oauth2.googleapis.com/token)
 // for the JWT-bearer grant that service accounts use.
 func (s *Sim) serveToken(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
+	now := s.cfg.Now()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		s.oauthReply(w, http.StatusMethodNotAllowed, oauthError{"invalid_request", "The token endpoint takes POST."})
@@ -100,9 +101,16 @@ func (s *Sim) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Pragma", "no-cache")
 	s.oauthReply(w, http.StatusOK, oauthTokenResponse{
 		AccessToken: token,
-		ExpiresIn:   int64(s.cfg.AccessTokenTTL / time.Second),
+		ExpiresIn:   expiresIn(s.cfg.AccessTokenTTL),
 		TokenType:   "Bearer",
 	})
+}
+
+// expiresIn is the expires_in of a token that lives ttl: whole seconds,
+// rounded up, and at least 1, because clients read 0 (or no expires_in) as
+// a token that never expires; x/oauth2 does.
+func expiresIn(ttl time.Duration) int64 {
+	return max(int64(math.Ceil(ttl.Seconds())), 1)
 }
 
 // verifyAssertion checks a service account's signed JWT as Google does and
@@ -232,7 +240,7 @@ func (s *Sim) oauthReply(w http.ResponseWriter, status int, body any) {
 		panic(err)
 	}
 	h := w.Header()
-	h["Content-Type"] = jsonContentType
+	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)

@@ -210,8 +210,14 @@ const fcmHead = 11
 // base64url text, about 160 characters in all.
 func (m Minter) FCM(fate Fate, project string, serial uint64) string {
 	b := m.seal(TokenInfo{Fate: fate, Scope: ScopeHash(project)}, serial)
-	enc := base64.RawURLEncoding.EncodeToString(b[:])
-	filler := m.mac(2, b[:])
+	return m.fcmText(b[:])
+}
+
+// fcmText spells a sealed token the way FCM tokens look. Everything after
+// the seal is derived from it, so ParseFCM can check every character.
+func (m Minter) fcmText(sealed []byte) string {
+	enc := base64.RawURLEncoding.EncodeToString(sealed)
+	filler := m.mac(2, sealed)
 	filler2 := m.mac(3, filler[:])
 	pad := base64.RawURLEncoding.EncodeToString(append(filler[:], filler2[:]...))
 	var sb strings.Builder
@@ -225,7 +231,9 @@ func (m Minter) FCM(fate Fate, project string, serial uint64) string {
 	return sb.String()
 }
 
-// ParseFCM recognises a token minted by FCM.
+// ParseFCM recognises a token minted by FCM. A token cut short or with
+// characters added or changed anywhere is not recognised: FCM refuses a
+// truncated or padded token, and so must the simulator.
 func (m Minter) ParseFCM(token string) (info TokenInfo, ok bool) {
 	head, rest, found := strings.Cut(token, fcmMarker)
 	encLen := base64.RawURLEncoding.EncodedLen(sealedLen)
@@ -237,7 +245,11 @@ func (m Minter) ParseFCM(token string) (info TokenInfo, ok bool) {
 	if err != nil || n != sealedLen {
 		return TokenInfo{}, false
 	}
-	return m.open(b[:])
+	info, ok = m.open(b[:])
+	if !ok || m.fcmText(b[:]) != token {
+		return TokenInfo{}, false
+	}
+	return info, true
 }
 
 // WellFormedAPNs reports whether token has the syntax of an APNs device
