@@ -5,22 +5,17 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	firebase "firebase.google.com/go/v4"
 	"firebase.google.com/go/v4/messaging"
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
-	"golang.org/x/net/http2"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/google"
-	"google.golang.org/api/option"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/simclient"
 )
 
 func demoCommand() *command {
@@ -72,8 +67,8 @@ func runDemo(ctx context.Context, c *cli, seed string) error {
 	// One provider token per key, shared by both gateways' clients, as
 	// Apple requires.
 	tok := &token.Token{AuthKey: key.Key, KeyID: key.KeyID, TeamID: key.TeamID}
-	tokenProd := demoAPNs(apns2.NewTokenClient(tok), sim, pushsim.Production)
-	tokenDev := demoAPNs(apns2.NewTokenClient(tok), sim, pushsim.Development)
+	tokenProd := simclient.APNs(apns2.NewTokenClient(tok), sim, pushsim.Production)
+	tokenDev := simclient.APNs(apns2.NewTokenClient(tok), sim, pushsim.Development)
 	universal, err := demoCert(sim, pushsim.CertUniversal)
 	if err != nil {
 		return err
@@ -82,13 +77,22 @@ func runDemo(ctx context.Context, c *cli, seed string) error {
 	if err != nil {
 		return err
 	}
-	certDev := demoAPNs(apns2.NewClient(universal), sim, pushsim.Development)
-	certProdVoIP := demoAPNs(apns2.NewClient(universal), sim, pushsim.Production)
-	devCertOnProd := demoAPNs(apns2.NewClient(development), sim, pushsim.Production)
-	fcm, err := demoFCM(ctx, sim, "pushsim-demo")
+	certDev := simclient.APNs(apns2.NewClient(universal), sim, pushsim.Development)
+	certProdVoIP := simclient.APNs(apns2.NewClient(universal), sim, pushsim.Production)
+	devCertOnProd := simclient.APNs(apns2.NewClient(development), sim, pushsim.Production)
+	sa, err := sim.NewServiceAccount("pushsim-demo")
 	if err != nil {
 		return err
 	}
+	saJSON, err := sa.JSON(sim.TokenURL())
+	if err != nil {
+		return err
+	}
+	fcmClient, err := simclient.NewFCM(ctx, sim, saJSON, "pushsim-demo")
+	if err != nil {
+		return err
+	}
+	fcm := fcmClient.Messaging
 
 	apnsSend := func(cl *apns2.Client, n *apns2.Notification) func(context.Context) (string, error) {
 		return func(ctx context.Context) (string, error) {
@@ -182,17 +186,6 @@ func runDemo(ctx context.Context, c *cli, seed string) error {
 	return nil
 }
 
-// demoAPNs points an apns2 client at the simulator's gateway for env.
-func demoAPNs(cl *apns2.Client, sim *pushsim.Sim, env pushsim.Env) *apns2.Client {
-	cl.Host = sim.APNsURL(env)
-	tr := cl.HTTPClient.Transport.(*http2.Transport)
-	if tr.TLSClientConfig == nil {
-		tr.TLSClientConfig = &tls.Config{}
-	}
-	tr.TLSClientConfig.RootCAs = sim.CA().Pool()
-	return cl
-}
-
 // demoCert issues a certificate and loads it back from a modern .p12, as an
 // operator's file would be.
 func demoCert(sim *pushsim.Sim, kind pushsim.CertKind) (tls.Certificate, error) {
@@ -209,36 +202,6 @@ func demoCert(sim *pushsim.Sim, kind pushsim.CertKind) (tls.Certificate, error) 
 		return tls.Certificate{}, fmt.Errorf("demo: decode .p12: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, nil
-}
-
-// demoFCM builds a Firebase messaging client that fetches its access token
-// from the simulator through the service account's token_uri.
-func demoFCM(ctx context.Context, sim *pushsim.Sim, project string) (*messaging.Client, error) {
-	sa, err := sim.NewServiceAccount(project)
-	if err != nil {
-		return nil, err
-	}
-	saJSON, err := sa.JSON(sim.TokenURL())
-	if err != nil {
-		return nil, err
-	}
-	hc := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: sim.CA().Pool()},
-		ForceAttemptHTTP2: true,
-	}}
-	// The token source fetches tokens with the client in its context.
-	tctx := context.WithValue(ctx, oauth2.HTTPClient, hc)
-	creds, err := google.CredentialsFromJSON(tctx, saJSON, pushsim.ScopeFirebaseMessaging)
-	if err != nil {
-		return nil, fmt.Errorf("demo: service account: %w", err)
-	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: project},
-		option.WithHTTPClient(oauth2.NewClient(tctx, creds.TokenSource)),
-		option.WithEndpoint(sim.FCMEndpoint()))
-	if err != nil {
-		return nil, fmt.Errorf("demo: firebase app: %w", err)
-	}
-	return app.Messaging(ctx)
 }
 
 // fcmOutcome names an SDK answer by FCM's error code.

@@ -1,14 +1,12 @@
 package pushsim
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -37,25 +35,21 @@ func (s *Sim) apnsHandler(env Env) http.Handler {
 	if env == Development {
 		listener = ListenerAPNsDevelopment
 	}
-	certs := &certCache{m: make(map[*x509.Certificate]*certAuth)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.serveAPNs(env, listener, certs, w, r)
+		s.serveAPNs(env, listener, w, r)
 	})
 }
 
 // apnsReply writes Apple's error shape and counts it.
 func (s *Sim) apnsReply(w http.ResponseWriter, listener string, status int, reason string) {
 	s.rec.count(listener, status, reason)
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	io.WriteString(w, `{"reason":"`+reason+`"}`)
 }
 
-var jsonContentType = []string{"application/json; charset=utf-8"}
-
-func (s *Sim) serveAPNs(env Env, listener string, certs *certCache, w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
+func (s *Sim) serveAPNs(env Env, listener string, w http.ResponseWriter, r *http.Request) {
+	now := s.cfg.Now()
 	token, ok := strings.CutPrefix(r.URL.Path, "/3/device/")
 	if !ok || token == "" || strings.Contains(token, "/") {
 		s.apnsReply(w, listener, http.StatusNotFound, "BadPath")
@@ -65,21 +59,7 @@ func (s *Sim) serveAPNs(env Env, listener string, certs *certCache, w http.Respo
 		s.apnsReply(w, listener, http.StatusMethodNotAllowed, "MethodNotAllowed")
 		return
 	}
-	if v := s.faults.judge(now, listener, token); v.delay > 0 || v.fail != nil {
-		if v.delay > 0 {
-			select {
-			case <-time.After(v.delay):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if v.fail != nil {
-			s.apnsFault(w, r, listener, v.fail)
-			return
-		}
-	}
-
-	body, tooLarge, err := readLimited(r.Body, apnsMaxVoIPPayload)
+	body, tooLarge, err := readBody(r.Body, r.ContentLength, apnsMaxVoIPPayload)
 	if err != nil {
 		// The client went away mid-body; there is nobody to answer.
 		return
@@ -88,7 +68,9 @@ func (s *Sim) serveAPNs(env Env, listener string, certs *certCache, w http.Respo
 	h := r.Header
 	topic := h.Get("apns-topic")
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		auth := certs.get(r.TLS.PeerCertificates[0])
+		// crypto/tls parses the certificate afresh on every handshake, so
+		// there is nothing to cache it by; reading the extensions is cheap.
+		auth := parseCertAuth(r.TLS.PeerCertificates[0])
 		if !auth.envs[env] {
 			s.apnsReply(w, listener, http.StatusForbidden, "BadCertificateEnvironment")
 			return
@@ -158,12 +140,24 @@ func (s *Sim) serveAPNs(env Env, listener string, certs *certCache, w http.Respo
 		return
 	}
 
+	// Faults strike requests that would otherwise reach a device, so a
+	// rule's hit budget is spent only on pushes a test meant to disturb.
+	if v := s.faults.judge(now, listener, token); v.delay > 0 || v.fail != nil {
+		if v.delay > 0 {
+			select {
+			case <-time.After(v.delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if v.fail != nil {
+			s.apnsFault(w, r, listener, v.fail)
+			return
+		}
+	}
 	if status, reason := s.apnsTokenFate(env, token, topic); status != 0 {
 		if status == http.StatusGone {
-			s.rec.count(listener, status, reason)
-			w.Header()["Content-Type"] = jsonContentType
-			w.WriteHeader(status)
-			io.WriteString(w, `{"reason":"`+reason+`","timestamp":`+strconv.FormatInt(s.unregisteredAt(), 10)+`}`)
+			s.apnsGone(w, listener, reason)
 			return
 		}
 		s.apnsReply(w, listener, status, reason)
@@ -187,6 +181,14 @@ func (s *Sim) serveAPNs(env Env, listener string, certs *certCache, w http.Respo
 		rh["Apns-Unique-Id"] = []string{newUUID()}
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// apnsGone answers 410 with the time Apple says the token stopped being valid.
+func (s *Sim) apnsGone(w http.ResponseWriter, listener, reason string) {
+	s.rec.count(listener, http.StatusGone, reason)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusGone)
+	io.WriteString(w, `{"reason":"`+reason+`","timestamp":`+strconv.FormatInt(s.unregisteredAt(), 10)+`}`)
 }
 
 // apnsTokenFate decides what APNs says about token on env's gateway for
@@ -241,6 +243,12 @@ func (s *Sim) apnsFault(w http.ResponseWriter, r *http.Request, listener string,
 		s.apnsReply(w, listener, http.StatusServiceUnavailable, "Shutdown")
 	case FaultDrop:
 		s.dropConn(r, listener)
+	case FaultReason:
+		if f.Status == http.StatusGone {
+			s.apnsGone(w, listener, f.Reason)
+			return
+		}
+		s.apnsReply(w, listener, f.Status, f.Reason)
 	}
 }
 
@@ -268,6 +276,11 @@ func (s *Sim) checkProviderToken(authz string, now time.Time) (status int, reaso
 	var e *jwtEntry
 	if v, ok := s.jwtCache.Load(bearer); ok {
 		e = v.(*jwtEntry)
+		// A key removed or replaced since takes its tokens with it.
+		if cur, ok := s.apnsKeys.Load(e.key.id); !ok || cur.(*apnsKey) != e.key {
+			s.jwtCache.Delete(bearer)
+			return http.StatusForbidden, "InvalidProviderToken"
+		}
 	} else {
 		e = s.verifyProviderToken(bearer, now)
 		if e == nil {
@@ -334,30 +347,15 @@ func (s *Sim) verifyProviderToken(bearer string, now time.Time) *jwtEntry {
 	return &jwtEntry{key: key, iat: claims.Iat}
 }
 
-// certCache keeps what each client certificate allows; a connection's
-// requests share one parsed *x509.Certificate.
-type certCache struct {
-	mu sync.Mutex
-	m  map[*x509.Certificate]*certAuth
-}
-
-func (c *certCache) get(cert *x509.Certificate) *certAuth {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if a, ok := c.m[cert]; ok {
-		return a
+// readBody reads at most limit bytes; tooLarge reports a longer body.
+// The body is kept as a receipt, so it is read into a buffer of the
+// declared length (plus one byte to see EOF) rather than a larger one.
+func readBody(r io.Reader, declared int64, limit int) (body []byte, tooLarge bool, err error) {
+	size := 512
+	if declared >= 0 && declared <= int64(limit) {
+		size = int(declared) + 1
 	}
-	if len(c.m) > 10000 {
-		clear(c.m)
-	}
-	a := parseCertAuth(cert)
-	c.m[cert] = a
-	return a
-}
-
-// readLimited reads at most limit bytes; tooLarge reports a longer body.
-func readLimited(r io.Reader, limit int) (body []byte, tooLarge bool, err error) {
-	buf := make([]byte, 0, 512)
+	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -365,7 +363,8 @@ func readLimited(r io.Reader, limit int) (body []byte, tooLarge bool, err error)
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > limit {
-			io.Copy(io.Discard, r)
+			// The rest is not read: the server resets the stream once
+			// the handler returns, so a client cannot keep it busy.
 			return nil, true, nil
 		}
 		if err == io.EOF {

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,7 +89,7 @@ func TestAPNsTokenAuthDelivers(t *testing.T) {
 			}
 		})
 	}
-	if got := sim.Count("", 200, ""); got != 4 {
+	if got := sim.Total("", 200, ""); got != 4 {
 		t.Errorf("200 count = %d, want 4", got)
 	}
 }
@@ -134,7 +136,7 @@ func TestAPNsRejectsBadRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := alert(good)
 			tt.edit(n)
-			before := sim.Count(pushsim.ListenerAPNsProduction, tt.status, tt.reason)
+			before := sim.Total(pushsim.ListenerAPNsProduction, tt.status, tt.reason)
 			resp := push(t, c, n)
 			if resp.StatusCode != tt.status || resp.Reason != tt.reason {
 				t.Fatalf("got %d %q, want %d %q", resp.StatusCode, resp.Reason, tt.status, tt.reason)
@@ -145,7 +147,7 @@ func TestAPNsRejectsBadRequests(t *testing.T) {
 			if _, ok := sim.Receipt(n.DeviceToken); ok {
 				t.Error("a refused push was recorded as received")
 			}
-			if got := sim.Count(pushsim.ListenerAPNsProduction, tt.status, tt.reason) - before; got != 1 {
+			if got := sim.Total(pushsim.ListenerAPNsProduction, tt.status, tt.reason) - before; got != 1 {
 				t.Errorf("count of %d %s grew by %d, want 1", tt.status, tt.reason, got)
 			}
 		})
@@ -160,7 +162,6 @@ func TestAPNsRejectsBadRequests(t *testing.T) {
 		{"voip of 5120 bytes", func(n *apns2.Notification) { n.PushType = apns2.PushTypeVOIP; n.Payload = big(5120) }},
 		{"collapse id of 64 bytes", func(n *apns2.Notification) { n.CollapseID = strings.Repeat("c", 64) }},
 		{"background priority 5", func(n *apns2.Notification) { n.PushType = apns2.PushTypeBackground; n.Priority = 5 }},
-		{"unknown well-formed token (default fate valid)", func(n *apns2.Notification) { n.DeviceToken = strings.Repeat("ab", 50) }},
 	}
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
@@ -429,9 +430,25 @@ func TestAPNsCertificateAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, cc := range map[string]*pushsim.ClientCert{"foreign CA": foreign, "expired": expired} {
+			before := sim.Total("", 0, "")
 			c := pushsimtest.APNsCertClient(sim, cc.TLSCertificate(), pushsim.Production)
 			if _, err := c.Push(alert(m.APNs(pushsim.FateValid, pushsim.Production, topic, 1))); err == nil {
-				t.Errorf("%s certificate: push succeeded, want a TLS handshake failure", name)
+				t.Errorf("%s certificate: push succeeded", name)
+			}
+			if got := sim.Total("", 0, "") - before; got != 0 {
+				t.Errorf("%s certificate: %d requests reached the gateway", name, got)
+			}
+			// Under TLS 1.3 the server judges the client certificate after the
+			// client's handshake is done, so its alert arrives on first read.
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(sim.APNsURL(pushsim.Production), "https://"),
+				&tls.Config{RootCAs: sim.CA().Pool(), NextProtos: []string{"h2"}, Certificates: []tls.Certificate{cc.TLSCertificate()}})
+			if err == nil {
+				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err = conn.Read(make([]byte, 1))
+				conn.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), "remote error: tls:") {
+				t.Errorf("%s certificate: err = %v, want the server's TLS alert", name, err)
 			}
 		}
 	})
@@ -501,6 +518,7 @@ func TestAPNsFaults(t *testing.T) {
 	}
 
 	t.Run("status faults", func(t *testing.T) {
+		push(t, c, alert(tok)) // dial before counting connections
 		for _, tt := range []struct {
 			kind   pushsim.FaultKind
 			status int
@@ -512,6 +530,7 @@ func TestAPNsFaults(t *testing.T) {
 			{pushsim.FaultGoAway, 503, "Shutdown"},
 		} {
 			f := add(pushsim.Fault{Kind: tt.kind, Listener: "apns", RetryAfter: 7})
+			conns := sim.Connections()[pushsim.ListenerAPNsProduction]
 			resp := push(t, c, alert(tok))
 			if resp.StatusCode != tt.status || resp.Reason != tt.reason {
 				t.Errorf("%s fault: got %d %q, want %d %q", tt.kind, resp.StatusCode, resp.Reason, tt.status, tt.reason)
@@ -520,6 +539,14 @@ func TestAPNsFaults(t *testing.T) {
 			// After the fault (a GOAWAY included) the client recovers.
 			if resp := push(t, c, alert(tok)); resp.StatusCode != 200 {
 				t.Errorf("after %s fault: got %d %q, want 200", tt.kind, resp.StatusCode, resp.Reason)
+			}
+			// GOAWAY closes the connection: the client had to dial again.
+			wantNew := int64(0)
+			if tt.kind == pushsim.FaultGoAway {
+				wantNew = 1
+			}
+			if got := sim.Connections()[pushsim.ListenerAPNsProduction] - conns; got != wantNew {
+				t.Errorf("%s fault: %d new connections, want %d", tt.kind, got, wantNew)
 			}
 		}
 		// Retry-After reaches the client.
@@ -530,8 +557,32 @@ func TestAPNsFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("reason", func(t *testing.T) {
+		for _, tt := range []struct {
+			status int
+			reason string
+		}{{403, "Forbidden"}, {403, "BadCertificate"}, {410, "ExpiredToken"}, {400, "IdleTimeout"}} {
+			f := add(pushsim.Fault{Kind: pushsim.FaultReason, Status: tt.status, Reason: tt.reason, Tokens: []string{tok}})
+			resp := push(t, c, alert(tok))
+			if resp.StatusCode != tt.status || resp.Reason != tt.reason {
+				t.Errorf("reason fault: got %d %q, want %d %q", resp.StatusCode, resp.Reason, tt.status, tt.reason)
+			}
+			if tt.status == 410 && resp.Timestamp.Time.IsZero() {
+				t.Error("410 reason fault without Apple's timestamp")
+			}
+			sim.RemoveFault(f.ID)
+		}
+		if _, err := sim.AddFault(pushsim.Fault{Kind: pushsim.FaultReason, Status: 200, Reason: "OK"}); err == nil {
+			t.Error("a reason fault with status 200 was accepted")
+		}
+		if _, err := sim.AddFault(pushsim.Fault{Kind: pushsim.FaultReason, Status: 400, Reason: `x"}`}); err == nil {
+			t.Error("a reason that would break the JSON answer was accepted")
+		}
+	})
+
 	t.Run("drop", func(t *testing.T) {
 		f := add(pushsim.Fault{Kind: pushsim.FaultDrop, Limit: 1})
+		conns := sim.Connections()[pushsim.ListenerAPNsProduction]
 		if _, err := c.Push(alert(tok)); err == nil {
 			t.Error("push on a dropped connection succeeded")
 		}
@@ -540,6 +591,9 @@ func TestAPNsFaults(t *testing.T) {
 		}
 		if resp := push(t, c, alert(tok)); resp.StatusCode != 200 {
 			t.Errorf("after the drop: got %d %q, want 200", resp.StatusCode, resp.Reason)
+		}
+		if got := sim.Connections()[pushsim.ListenerAPNsProduction] - conns; got != 1 {
+			t.Errorf("after the drop: %d new connections, want 1", got)
 		}
 		sim.ClearFaults()
 	})
@@ -573,19 +627,6 @@ func TestAPNsFaults(t *testing.T) {
 		sim.ClearFaults()
 	})
 
-	t.Run("window", func(t *testing.T) {
-		add(pushsim.Fault{Kind: pushsim.FaultUnavailable, Start: time.Now().Add(150 * time.Millisecond), Duration: pushsim.Duration(150 * time.Millisecond)})
-		before := push(t, c, alert(tok)).StatusCode
-		time.Sleep(200 * time.Millisecond)
-		during := push(t, c, alert(tok)).StatusCode
-		time.Sleep(150 * time.Millisecond)
-		after := push(t, c, alert(tok)).StatusCode
-		if before != 200 || during != 503 || after != 200 {
-			t.Errorf("before/during/after the window: %d/%d/%d, want 200/503/200", before, during, after)
-		}
-		sim.ClearFaults()
-	})
-
 	t.Run("latency", func(t *testing.T) {
 		add(pushsim.Fault{Kind: pushsim.FaultLatency, Latency: pushsim.Duration(150 * time.Millisecond), Jitter: pushsim.Duration(10 * time.Millisecond)})
 		start := time.Now()
@@ -595,6 +636,112 @@ func TestAPNsFaults(t *testing.T) {
 		}
 		sim.ClearFaults()
 	})
+}
+
+// clock is a settable time source for Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestAPNsFaultWindow(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clk.Now})
+	c, _ := pushsimtest.APNsTokenClient(t, sim, pushsim.Production)
+	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, 1)
+	if _, err := sim.AddFault(pushsim.Fault{Kind: pushsim.FaultUnavailable, Start: clk.Now().Add(time.Minute), Duration: pushsim.Duration(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, step := range []time.Duration{0, time.Minute, 59 * time.Second, time.Second} {
+		clk.Add(step)
+		got = append(got, push(t, c, alert(tok)).StatusCode)
+	}
+	if want := []int{200, 503, 503, 200}; !slices.Equal(got, want) {
+		t.Errorf("before, at the start, inside, at the end of the window: %v, want %v", got, want)
+	}
+}
+
+func TestAPNsDefaultFate(t *testing.T) {
+	unknown := strings.Repeat("ab", 50) // well-formed, not minted by the seed
+	for _, tt := range []struct {
+		fate   pushsim.Fate
+		status int
+		reason string
+	}{
+		{pushsim.FateValid, 200, ""},
+		{pushsim.FateUnregistered, 410, "Unregistered"},
+		{pushsim.FateMalformed, 400, "BadDeviceToken"},
+	} {
+		sim := pushsimtest.Start(t, pushsim.Config{DefaultFate: tt.fate})
+		for _, env := range []pushsim.Env{pushsim.Production, pushsim.Development} {
+			c, _ := pushsimtest.APNsTokenClient(t, sim, env)
+			if resp := push(t, c, alert(unknown)); resp.StatusCode != tt.status || resp.Reason != tt.reason {
+				t.Errorf("default fate %v on %v: got %d %q, want %d %q", tt.fate, env, resp.StatusCode, resp.Reason, tt.status, tt.reason)
+			}
+		}
+	}
+}
+
+func TestAPNsKeyRevocation(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	c, k := pushsimtest.APNsTokenClient(t, sim, pushsim.Production)
+	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, 1)
+	if resp := push(t, c, alert(tok)); resp.StatusCode != 200 {
+		t.Fatalf("before revocation: got %d %q", resp.StatusCode, resp.Reason)
+	}
+	// Replacing the key under the same id invalidates tokens of the old one.
+	if _, err := sim.NewAPNsKey(k.KeyID, k.TeamID); err != nil {
+		t.Fatal(err)
+	}
+	if resp := push(t, c, alert(tok)); resp.StatusCode != 403 || resp.Reason != "InvalidProviderToken" {
+		t.Errorf("after the key was replaced: got %d %q, want 403 InvalidProviderToken", resp.StatusCode, resp.Reason)
+	}
+	if !sim.RemoveAPNsKey(k.KeyID) || sim.RemoveAPNsKey(k.KeyID) {
+		t.Error("RemoveAPNsKey: want true once, then false")
+	}
+}
+
+func TestReceiptStoreIsBounded(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{MaxReceipts: 2})
+	c, _ := pushsimtest.APNsTokenClient(t, sim, pushsim.Production)
+	m := sim.Minter()
+	for i := range 3 {
+		if resp := push(t, c, alert(m.APNs(pushsim.FateValid, pushsim.Production, topic, uint64(i)))); resp.StatusCode != 200 {
+			t.Fatalf("push %d: %d", i, resp.StatusCode)
+		}
+	}
+	// A token already kept still gets its receipt updated.
+	push(t, c, alert(m.APNs(pushsim.FateValid, pushsim.Production, topic, 0)))
+	if n := len(sim.Receipts()); n != 2 {
+		t.Errorf("%d receipts kept, want 2", n)
+	}
+	if rc, _ := sim.Receipt(m.APNs(pushsim.FateValid, pushsim.Production, topic, 0)); rc.Count != 2 {
+		t.Errorf("kept receipt count = %d, want 2", rc.Count)
+	}
+	if got := sim.ReceiptsDropped(); got != 1 {
+		t.Errorf("dropped = %d, want 1", got)
+	}
+	if got := sim.Total("", 200, ""); got != 4 {
+		t.Errorf("200s counted = %d, want 4: a push past the limit is still counted", got)
+	}
+	sim.Reset()
+	push(t, c, alert(m.APNs(pushsim.FateValid, pushsim.Production, topic, 9)))
+	if n := len(sim.Receipts()); n != 1 || sim.ReceiptsDropped() != 0 {
+		t.Errorf("after reset: %d receipts, %d dropped; want 1 and 0", n, sim.ReceiptsDropped())
+	}
 }
 
 func TestAPNsAdvertisesConcurrentStreams(t *testing.T) {

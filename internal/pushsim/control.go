@@ -45,7 +45,7 @@ func (s *Sim) controlHandler() http.Handler {
 		for _, c := range counts {
 			total += c.Count
 		}
-		writeJSON(w, http.StatusOK, countsReply{Total: total, Counts: counts})
+		writeJSON(w, http.StatusOK, countsReply{Total: total, Counts: counts, Connections: s.Connections(), ReceiptsDropped: s.ReceiptsDropped()})
 	})
 	mux.HandleFunc("GET /v1/receipts", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, receiptsReply{Receipts: s.Receipts()})
@@ -193,8 +193,10 @@ func (s *Sim) Info() Info {
 }
 
 type countsReply struct {
-	Total  int64   `json:"total"`
-	Counts []Count `json:"counts"`
+	Total           int64            `json:"total"`
+	Counts          []Count          `json:"counts"`
+	Connections     map[string]int64 `json:"connections"`
+	ReceiptsDropped int64            `json:"receipts_dropped"`
 }
 
 type receiptsReply struct {
@@ -239,7 +241,7 @@ func (c *Control) do(ctx context.Context, method, path string, body, out any, ok
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("pushsim control: %s %s: encode request: %w", method, path, err)
 		}
 		rd = bytes.NewReader(b)
 	}

@@ -34,9 +34,14 @@ const (
 	// FaultThirdPartyAuth answers FCM's 401 THIRD_PARTY_AUTH_ERROR (the APNs
 	// credentials uploaded to Firebase were refused). APNs listeners ignore it.
 	FaultThirdPartyAuth FaultKind = "third_party_auth"
+	// FaultReason answers Status with Reason: any row of Apple's error table
+	// the simulator has no other way to produce (403 Forbidden,
+	// BadCertificate, 410 ExpiredToken, IdleTimeout...), or on FCM any
+	// errorCode with its HTTP status.
+	FaultReason FaultKind = "reason"
 )
 
-var faultKinds = []FaultKind{FaultTooManyRequests, FaultInternal, FaultUnavailable, FaultGoAway, FaultDrop, FaultLatency, FaultThirdPartyAuth}
+var faultKinds = []FaultKind{FaultTooManyRequests, FaultInternal, FaultUnavailable, FaultGoAway, FaultDrop, FaultLatency, FaultThirdPartyAuth, FaultReason}
 
 // Fault is one fault injection rule. A request is hit when the rule is
 // active (between Start and Start+Duration), its listener and token match,
@@ -60,6 +65,9 @@ type Fault struct {
 	Limit int64 `json:"limit,omitempty"`
 	// RetryAfter is the Retry-After seconds of a 429 or 503; zero sends none.
 	RetryAfter int `json:"retry_after,omitempty"`
+	// Status and Reason are the answer of a reason fault.
+	Status int    `json:"status,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Latency and Jitter are the delay of a latency fault.
 	Latency Duration `json:"latency,omitempty"`
 	Jitter  Duration `json:"jitter,omitempty"`
@@ -102,7 +110,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Validate checks the rule and names the field at fault.
 func (f *Fault) Validate() error {
 	if !slices.Contains(faultKinds, f.Kind) {
-		return fmt.Errorf("fault: kind %q: want one of 429, 500, 503, goaway, drop, latency, third_party_auth", f.Kind)
+		return fmt.Errorf("fault: kind %q: want one of 429, 500, 503, goaway, drop, latency, third_party_auth, reason", f.Kind)
 	}
 	switch f.Listener {
 	case "", "apns", ListenerAPNsProduction, ListenerAPNsDevelopment, ListenerFCM:
@@ -117,6 +125,12 @@ func (f *Fault) Validate() error {
 	}
 	if f.Limit < 0 || f.RetryAfter < 0 {
 		return fmt.Errorf("fault: limit and retry_after must not be negative")
+	}
+	if f.Kind == FaultReason && (f.Status < 400 || f.Status > 599 || f.Reason == "") {
+		return fmt.Errorf("fault: reason: a reason fault needs status 400..599 and a reason")
+	}
+	if f.Kind == FaultReason && !validReason(f.Reason) {
+		return fmt.Errorf("fault: reason %q: want letters, digits and underscores", f.Reason)
 	}
 	if f.Kind == FaultLatency && f.Latency == 0 && f.Jitter == 0 {
 		return fmt.Errorf("fault: latency: a latency fault needs latency or jitter")
@@ -271,4 +285,14 @@ func (fs *faults) judge(now time.Time, listener, token string) verdict {
 		}
 	}
 	return v
+}
+
+// validReason keeps a reason safe to write into a JSON string unescaped.
+func validReason(r string) bool {
+	for _, c := range r {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return len(r) <= 64
 }

@@ -40,7 +40,12 @@ type pbkdf2Params struct {
 
 const pkcs8Iterations = 100_000
 
-func encryptPKCS8(der []byte, password string) ([]byte, error) {
+func encryptPKCS8(der []byte, password string) (_ []byte, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("pushsim: encrypt PKCS#8 key: %w", err)
+		}
+	}()
 	salt := make([]byte, 16)
 	iv := make([]byte, aes.BlockSize)
 	if _, err := rand.Read(salt); err != nil {
@@ -51,7 +56,7 @@ func encryptPKCS8(der []byte, password string) ([]byte, error) {
 	}
 	key, err := pbkdf2.Key(sha256.New, password, salt, pkcs8Iterations, 32)
 	if err != nil {
-		return nil, fmt.Errorf("pushsim: derive key: %w", err)
+		return nil, fmt.Errorf("derive key: %w", err)
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -88,7 +93,7 @@ func encryptPKCS8(der []byte, password string) ([]byte, error) {
 		Data: data,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pushsim: encode encrypted key: %w", err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return out, nil
 }

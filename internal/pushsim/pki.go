@@ -271,11 +271,11 @@ func marshalTopics(bundleID string) ([]byte, error) {
 	} {
 		s, err := asn1.MarshalWithParams(t.topic, "utf8")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pushsim: encode topic %q: %w", t.topic, err)
 		}
 		k, err := asn1.Marshal(kinds{t.kind})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pushsim: encode topic kind %q: %w", t.kind, err)
 		}
 		seq = append(seq, asn1.RawValue{FullBytes: s}, asn1.RawValue{FullBytes: k})
 	}

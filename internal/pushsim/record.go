@@ -55,7 +55,13 @@ const recordShards = 64
 type recorder struct {
 	seed   maphash.Seed
 	counts sync.Map // countKey -> *atomic.Int64
+	conns  sync.Map // listener -> *atomic.Int64, connections accepted
 	shards [recordShards]receiptShard
+	// max is the most tokens with a receipt; past it pushes to new tokens
+	// are counted but not kept, so a long benchmark cannot exhaust memory.
+	max     int64
+	kept    atomic.Int64
+	dropped atomic.Int64
 }
 
 type receiptShard struct {
@@ -63,8 +69,8 @@ type receiptShard struct {
 	m  map[string]*Receipt
 }
 
-func newRecorder() *recorder {
-	r := &recorder{seed: maphash.MakeSeed()}
+func newRecorder(maxReceipts int64) *recorder {
+	r := &recorder{seed: maphash.MakeSeed(), max: maxReceipts}
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*Receipt)
 	}
@@ -87,6 +93,12 @@ func (r *recorder) receive(listener, token string, now time.Time, headers map[st
 	s.mu.Lock()
 	rc, ok := s.m[token]
 	if !ok {
+		if r.kept.Add(1) > r.max {
+			r.kept.Add(-1)
+			r.dropped.Add(1)
+			s.mu.Unlock()
+			return
+		}
 		rc = &Receipt{Token: token, First: now}
 		s.m[token] = rc
 	}
@@ -96,6 +108,23 @@ func (r *recorder) receive(listener, token string, now time.Time, headers map[st
 	rc.Headers = headers
 	rc.Payload = payload
 	s.mu.Unlock()
+}
+
+func (r *recorder) connected(listener string) {
+	v, ok := r.conns.Load(listener)
+	if !ok {
+		v, _ = r.conns.LoadOrStore(listener, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(1)
+}
+
+func (r *recorder) connections() map[string]int64 {
+	out := make(map[string]int64)
+	r.conns.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
 }
 
 func (r *recorder) receipt(token string) (Receipt, bool) {
@@ -145,9 +174,12 @@ func (r *recorder) snapshot() []Count {
 
 func (r *recorder) reset() {
 	r.counts.Clear()
+	r.conns.Clear()
+	r.dropped.Store(0)
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
+		r.kept.Add(-int64(len(s.m)))
 		s.m = make(map[string]*Receipt)
 		s.mu.Unlock()
 	}

@@ -60,6 +60,13 @@ type Config struct {
 
 	// Logger receives the simulator's own events; nil discards them.
 	Logger *slog.Logger
+	// MaxReceipts is the most device tokens whose receipts are kept (about
+	// 1 KiB each); zero is 1 000 000. Pushes past it are still counted.
+	MaxReceipts int
+	// Now is the simulator's clock (provider-token ages, access-token
+	// expiry, fault windows); nil is time.Now. Tests set it to make windows
+	// and expiry deterministic.
+	Now func() time.Time
 }
 
 // Sim is a running simulator.
@@ -80,6 +87,7 @@ type Sim struct {
 	accounts  map[string]*ServiceAccount // client email -> account
 	grants    sync.Map                   // access token -> *grant
 	servers   []*http.Server
+	serving   sync.WaitGroup
 	listeners map[string]net.Listener
 	closed    bool
 	started   time.Time
@@ -102,6 +110,12 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.AccessTokenTTL == 0 {
 		cfg.AccessTokenTTL = time.Hour
 	}
+	if cfg.MaxReceipts <= 0 {
+		cfg.MaxReceipts = 1_000_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.ProviderTokenInterval == 0 {
 		cfg.ProviderTokenInterval = 20 * time.Minute
 	}
@@ -110,10 +124,10 @@ func New(cfg Config) (*Sim, error) {
 		log:       cfg.Logger,
 		ca:        cfg.CA,
 		minter:    NewMinter(cfg.Seed),
-		rec:       newRecorder(),
+		rec:       newRecorder(int64(cfg.MaxReceipts)),
 		accounts:  make(map[string]*ServiceAccount),
 		listeners: make(map[string]net.Listener),
-		started:   time.Now(),
+		started:   cfg.Now(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -172,6 +186,12 @@ func (s *Sim) Start() error {
 				return context.WithValue(ctx, connKey{}, c)
 			},
 		}
+		name := sp.name
+		srv.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.rec.connected(name)
+			}
+		}
 		if sp.tls {
 			var protos http.Protocols
 			protos.SetHTTP2(true)
@@ -193,7 +213,9 @@ func (s *Sim) Start() error {
 		s.servers = append(s.servers, srv)
 		s.listeners[sp.name] = ln
 		s.mu.Unlock()
+		s.serving.Add(1)
 		go func(srv *http.Server, ln net.Listener, useTLS bool) {
+			defer s.serving.Done()
 			var err error
 			if useTLS {
 				err = srv.ServeTLS(ln, "", "")
@@ -219,6 +241,7 @@ func (s *Sim) Close() error {
 	for _, srv := range servers {
 		errs = append(errs, srv.Close())
 	}
+	s.serving.Wait()
 	return errors.Join(errs...)
 }
 
@@ -266,9 +289,9 @@ func (s *Sim) Seed() string { return s.cfg.Seed }
 // Counts reports how many requests each listener answered, by status and reason.
 func (s *Sim) Counts() []Count { return s.rec.snapshot() }
 
-// Count sums the counts that match listener (empty: any), status (0: any)
+// Total sums the counts that match listener (empty: any), status (0: any)
 // and reason (empty: any).
-func (s *Sim) Count(listener string, status int, reason string) int64 {
+func (s *Sim) Total(listener string, status int, reason string) int64 {
 	var n int64
 	for _, c := range s.rec.snapshot() {
 		if (listener == "" || c.Listener == listener) && (status == 0 || c.Status == status) && (reason == "" || c.Reason == reason) {
@@ -277,6 +300,14 @@ func (s *Sim) Count(listener string, status int, reason string) int64 {
 	}
 	return n
 }
+
+// Connections reports how many connections each listener has accepted: a
+// client that meets GOAWAY or a dropped connection dials a new one.
+func (s *Sim) Connections() map[string]int64 { return s.rec.connections() }
+
+// ReceiptsDropped is how many pushes to new tokens found the receipt store
+// full (Config.MaxReceipts); they were counted but not kept.
+func (s *Sim) ReceiptsDropped() int64 { return s.rec.dropped.Load() }
 
 // Receipt reports what token accepted.
 func (s *Sim) Receipt(token string) (Receipt, bool) { return s.rec.receipt(token) }
@@ -291,7 +322,7 @@ func (s *Sim) Reset() {
 }
 
 // AddFault starts a fault injection rule and returns it with its id.
-func (s *Sim) AddFault(f Fault) (Fault, error) { return s.faults.add(f, time.Now()) }
+func (s *Sim) AddFault(f Fault) (Fault, error) { return s.faults.add(f, s.cfg.Now()) }
 
 // RemoveFault ends the rule with id.
 func (s *Sim) RemoveFault(id string) bool { return s.faults.remove(id) }
@@ -344,6 +375,13 @@ func (s *Sim) AddAPNsKey(keyID, teamID string, pub *ecdsa.PublicKey) error {
 	}
 	s.apnsKeys.Store(keyID, &apnsKey{id: keyID, teamID: teamID, pub: pub})
 	return nil
+}
+
+// RemoveAPNsKey stops accepting provider tokens signed with keyID, as
+// Apple does once a key is revoked in the developer account.
+func (s *Sim) RemoveAPNsKey(keyID string) bool {
+	_, ok := s.apnsKeys.LoadAndDelete(keyID)
+	return ok
 }
 
 // NewAPNsKey makes a signing key like the .p8 files Apple hands out and

@@ -3,19 +3,26 @@
 package pushsimtest
 
 import (
+	"context"
 	"crypto/tls"
 	"testing"
 
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
-	"golang.org/x/net/http2"
 
 	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/simclient"
 )
 
-// Start runs a simulator on random loopback ports for the length of the test.
+// Start runs a simulator on random loopback ports for the length of the
+// test. Unless cfg says otherwise, tokens the seed did not mint are
+// malformed, so a test whose code damages a token sees it refused rather
+// than delivered.
 func Start(tb testing.TB, cfg pushsim.Config) *pushsim.Sim {
 	tb.Helper()
+	if cfg.DefaultFate == 0 {
+		cfg.DefaultFate = pushsim.FateMalformed
+	}
 	sim, err := pushsim.New(cfg)
 	if err != nil {
 		tb.Fatalf("pushsim: %v", err)
@@ -30,13 +37,7 @@ func Start(tb testing.TB, cfg pushsim.Config) *pushsim.Sim {
 // TrustSim makes an apns2 client trust the simulator's CA and talk to the
 // gateway for env. It keeps any client certificate already configured.
 func TrustSim(c *apns2.Client, sim *pushsim.Sim, env pushsim.Env) *apns2.Client {
-	c.Host = sim.APNsURL(env)
-	tr := c.HTTPClient.Transport.(*http2.Transport)
-	if tr.TLSClientConfig == nil {
-		tr.TLSClientConfig = &tls.Config{}
-	}
-	tr.TLSClientConfig.RootCAs = sim.CA().Pool()
-	return c
+	return simclient.APNs(c, sim, env)
 }
 
 // APNsTokenClient registers a new signing key with the simulator and returns
@@ -48,10 +49,30 @@ func APNsTokenClient(tb testing.TB, sim *pushsim.Sim, env pushsim.Env) (*apns2.C
 		tb.Fatal(err)
 	}
 	tok := &token.Token{AuthKey: k.Key, KeyID: k.KeyID, TeamID: k.TeamID}
-	return TrustSim(apns2.NewTokenClient(tok), sim, env), k
+	return simclient.APNs(apns2.NewTokenClient(tok), sim, env), k
 }
 
 // APNsCertClient returns a real apns2 certificate-authentication client for env.
 func APNsCertClient(sim *pushsim.Sim, cert tls.Certificate, env pushsim.Env) *apns2.Client {
-	return TrustSim(apns2.NewClient(cert), sim, env)
+	return simclient.APNs(apns2.NewClient(cert), sim, env)
+}
+
+// FCMClient registers a new service account of saProject with the
+// simulator and returns a real Firebase messaging client that sends as
+// project appProject (the same project unless a test wants a mismatch).
+func FCMClient(tb testing.TB, sim *pushsim.Sim, saProject, appProject string) (*simclient.FCM, *pushsim.ServiceAccount) {
+	tb.Helper()
+	sa, err := sim.NewServiceAccount(saProject)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	saJSON, err := sa.JSON(sim.TokenURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := simclient.NewFCM(context.Background(), sim, saJSON, appProject)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c, sa
 }
