@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -638,26 +637,8 @@ func TestAPNsFaults(t *testing.T) {
 	})
 }
 
-// clock is a settable time source for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestAPNsFaultWindow(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := pushsimtest.NewClock(time.Now())
 	sim := pushsimtest.Start(t, pushsim.Config{Now: clk.Now})
 	c, _ := pushsimtest.APNsTokenClient(t, sim, pushsim.Production)
 	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, 1)
@@ -666,7 +647,7 @@ func TestAPNsFaultWindow(t *testing.T) {
 	}
 	var got []int
 	for _, step := range []time.Duration{0, time.Minute, 59 * time.Second, time.Second} {
-		clk.Add(step)
+		clk.Advance(step)
 		got = append(got, push(t, c, alert(tok)).StatusCode)
 	}
 	if want := []int{200, 503, 503, 200}; !slices.Equal(got, want) {

@@ -72,25 +72,6 @@ func (e *fcmEnv) token(fate pushsim.Fate, project string, serial uint64) string 
 
 // fcmClock is a clock for Config.Now that moves only when told to. Handlers
 // read it from their own goroutines, hence the lock.
-type fcmClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFCMClock(start time.Time) *fcmClock { return &fcmClock{now: start} }
-
-func (c *fcmClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fcmClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // fcmGoogleError is the google.rpc.Status body the simulator answers with.
 type fcmGoogleError struct {
 	Error struct {
@@ -563,7 +544,7 @@ func TestFCMExpiredAccessToken(t *testing.T) {
 	// The clock starts at the wall time because the SDK signs its
 	// assertions with the wall clock, and the token endpoint checks their
 	// iat and exp against this one.
-	clk := newFCMClock(time.Now())
+	clk := pushsimtest.NewClock(time.Now())
 	const ttl = 5 * time.Second
 	e := newFCMEnvOn(t, pushsimtest.Start(t, pushsim.Config{Now: clk.Now, AccessTokenTTL: ttl}), "proj-a", "proj-a")
 	body := `{"message":{"topic":"news"}}`
@@ -639,7 +620,7 @@ func fcmAssertion(t *testing.T, key *rsa.PrivateKey, claims map[string]any) stri
 func TestOAuthTokenEndpoint(t *testing.T) {
 	// A clock that stands still puts every iat and exp below at a known
 	// distance from the server's now.
-	clk := newFCMClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	clk := pushsimtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	sim := pushsimtest.Start(t, pushsim.Config{Now: clk.Now})
 	c, sa := pushsimtest.FCMClient(t, sim, "proj-a", "proj-a")
 	other, err := pushsim.GenerateServiceAccount("proj-a")

@@ -5,7 +5,9 @@ package pushsimtest
 import (
 	"context"
 	"crypto/tls"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
@@ -75,4 +77,28 @@ func FCMClient(tb testing.TB, sim *pushsim.Sim, saProject, appProject string) (*
 		tb.Fatal(err)
 	}
 	return c, sa
+}
+
+// Clock is a settable time source for pushsim.Config.Now, so that tests
+// move through fault windows and token lifetimes without sleeping.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock reading start.
+func NewClock(start time.Time) *Clock { return &Clock{t: start} }
+
+// Now reads the clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
