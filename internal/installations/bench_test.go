@@ -1,0 +1,50 @@
+package installations_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/pushd/pushd/internal/installations"
+	"github.com/pushd/pushd/internal/storage/storagetest"
+)
+
+// BenchmarkValidForClients is the dispatcher's lookup for one job: the
+// valid devices of 1 000 or 10 000 recipients, among 100 000 other clients'
+// devices.
+func BenchmarkValidForClients(b *testing.B) {
+	for _, d := range []struct {
+		name string
+		open storagetest.Opener
+	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}} {
+		b.Run(d.name, func(b *testing.B) {
+			ctx := context.Background()
+			db := d.open(b)
+			rows, _ := population(10_000)
+			for i := range 100_000 {
+				rows = append(rows, installations.Installation{ID: fmt.Sprintf("bg-%06d", i), AppID: "default",
+					ClientID: fmt.Sprintf("bg%06d", i), Provider: installations.FCM, Token: fmt.Sprintf("fcm-bg%06d", i), Valid: true})
+			}
+			seed(b, db, rows)
+			if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
+				b.Fatal(err)
+			}
+			s := installations.NewStore(db)
+			for _, n := range []int{1_000, 10_000} {
+				clients := clientIDs(n)
+				b.Run(strconv.Itoa(n), func(b *testing.B) {
+					var got []installations.Installation
+					for b.Loop() {
+						var err error
+						got, err = s.ValidForClients(ctx, "default", clients)
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(len(got)), "devices/op")
+				})
+			}
+		})
+	}
+}

@@ -1,0 +1,246 @@
+package storage_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/internal/storage"
+	"github.com/pushd/pushd/internal/storage/storagetest"
+)
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, cfg := range []storage.Config{
+		{Driver: "mysql", DSN: "x"},
+		{Driver: "sqlite"},
+		{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "a?b.db")},
+		{Driver: "postgres"},
+	} {
+		if db, err := storage.Open(ctx, cfg); err == nil {
+			db.Close()
+			t.Errorf("Open(%+v) succeeded", cfg)
+		}
+	}
+}
+
+func TestSQLiteMemory(t *testing.T) {
+	ctx := context.Background()
+	db, err := storage.Open(ctx, storage.Config{Driver: "sqlite", Path: ":memory:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Every query must see the one in-memory database the migration built.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM installations"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestSQLiteSettings(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nested", "dir", "pushd.db")
+	db, err := storage.Open(ctx, storage.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Dialect() != storage.SQLite {
+		t.Errorf("Dialect() = %q", db.Dialect())
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database file: %v", err)
+	}
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"synchronous":  "1", // NORMAL
+		"busy_timeout": "10000",
+	} {
+		var got string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
+
+// Transactions that read and then write must queue behind each other
+// rather than fail with SQLITE_BUSY: that is what _txlock=immediate buys.
+func TestSQLiteConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	db := storagetest.SQLite(t)
+	storagetest.Exec(t, db, "CREATE TABLE counter (n INTEGER NOT NULL)")
+	storagetest.Exec(t, db, "INSERT INTO counter (n) VALUES (0)")
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				errs <- db.Tx(ctx, func(tx *sql.Tx) error {
+					var n int
+					if err := tx.QueryRowContext(ctx, "SELECT n FROM counter").Scan(&n); err != nil {
+						return err
+					}
+					_, err := tx.ExecContext(ctx, "UPDATE counter SET n = ?", n+1)
+					return err
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT n FROM counter").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != workers*each {
+		t.Errorf("counter = %d, want %d", n, workers*each)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open storagetest.Opener
+	}{
+		{"sqlite", storagetest.EmptySQLite},
+		{"postgres", storagetest.EmptyPostgres},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := tc.open(t)
+			ms, err := storage.Migrations(db.Dialect())
+			if err != nil {
+				t.Fatal(err)
+			}
+			latest := ms[len(ms)-1].Version
+
+			// Several processes starting at once each run Migrate.
+			var wg sync.WaitGroup
+			errs := make([]error, 4)
+			for i := range errs {
+				wg.Go(func() { errs[i] = db.Migrate(ctx) })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("concurrent Migrate: %v", err)
+			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("second Migrate: %v", err)
+			}
+			if v, err := db.Version(ctx); err != nil || v != latest {
+				t.Fatalf("Version = %d, %v; want %d", v, err, latest)
+			}
+			var n int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != len(ms) {
+				t.Errorf("schema_migrations has %d rows, want %d", n, len(ms))
+			}
+			for _, table := range []string{"installations", "mutes", "deliveries"} {
+				if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+table); err != nil {
+					t.Errorf("table %s: %v", table, err)
+				}
+			}
+
+			// A newer pushd migrated this database: refuse to run on it.
+			storagetest.Exec(t, db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+				latest+1, "from_the_future", db.Time(time.Now()))
+			if err := db.Migrate(ctx); !errors.Is(err, storage.ErrSchemaTooNew) {
+				t.Errorf("Migrate on a newer schema = %v, want ErrSchemaTooNew", err)
+			}
+		})
+	}
+}
+
+func TestMigrationsBothDialects(t *testing.T) {
+	lite, err := storage.Migrations(storage.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := storage.Migrations(storage.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lite) != len(pg) {
+		t.Fatalf("sqlite has %d migrations, postgres %d: every change needs both", len(lite), len(pg))
+	}
+	for i := range lite {
+		if lite[i].Version != pg[i].Version || lite[i].Name != pg[i].Name {
+			t.Errorf("migration %d: sqlite %03d_%s, postgres %03d_%s", i, lite[i].Version, lite[i].Name, pg[i].Version, pg[i].Name)
+		}
+	}
+}
+
+func TestTime(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, open storagetest.Opener) {
+		ctx := context.Background()
+		db := open(t)
+		in := time.Date(2025, 3, 4, 5, 6, 7, 891_234_567, time.FixedZone("X", 3600))
+		var got time.Time
+		var null *time.Time
+		q := "SELECT ?, NULL"
+		if db.Dialect() == storage.Postgres {
+			q = "SELECT ?::timestamptz, NULL::timestamptz"
+		}
+		if err := db.QueryRowContext(ctx, db.Rebind(q), db.Time(in)).Scan(storage.ScanTime(&got), storage.ScanNullTime(&null)); err != nil {
+			t.Fatal(err)
+		}
+		want := in.UTC().Truncate(time.Millisecond)
+		if !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("time read back as %v, want %v", got, want)
+		}
+		if null != nil {
+			t.Errorf("NULL read back as %v", null)
+		}
+		if db.Time(time.Time{}) != nil {
+			t.Errorf("Time(zero) = %v, want nil", db.Time(time.Time{}))
+		}
+	})
+}
+
+func TestTxRollsBack(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, open storagetest.Opener) {
+		ctx := context.Background()
+		db := open(t)
+		boom := errors.New("boom")
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO mutes (app_id, client_id, conversation_id, allow_mentions, created_at) VALUES (?, ?, ?, ?, ?)"),
+				"a", "c", "v", false, db.Time(time.Now())); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Tx = %v, want boom", err)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mutes").Scan(&n); err != nil || n != 0 {
+			t.Errorf("after rollback: %d rows, %v", n, err)
+		}
+	})
+}

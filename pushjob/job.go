@@ -1,0 +1,130 @@
+// Package pushjob is the contract between an IM server and pushd: the
+// "recipients offline" job, its validation, and the asynq task that carries
+// it. Go IM servers import it to enqueue jobs; others POST the same JSON to
+// pushd's /v1/push.
+package pushjob
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TaskType is the asynq task type of a job.
+const TaskType = "push:offline"
+
+// MaxRecipients is the most recipients one job may name.
+const MaxRecipients = 10_000
+
+// DefaultApp is the app a job without app_id belongs to.
+const DefaultApp = "default"
+
+// Job is one message that reached offline members of a conversation.
+type Job struct {
+	// AppID selects the configured app (credentials, default content).
+	AppID string `json:"app_id,omitempty"`
+	// MessageID is the idempotency key: a message is never pushed twice to
+	// one device.
+	MessageID string `json:"message_id"`
+	// ConversationID scopes mutes and groups notifications.
+	ConversationID string `json:"conversation_id"`
+	// FromClientID is the sender, for templates.
+	FromClientID string `json:"from_client_id,omitempty"`
+	// Recipients are the offline client ids (1..MaxRecipients).
+	Recipients []string `json:"recipients"`
+	// MentionAll and Mentions say who was @-mentioned; a mute can let
+	// mentions through.
+	MentionAll bool     `json:"mention_all,omitempty"`
+	Mentions   []string `json:"mentions,omitempty"`
+	// Push overrides the app's default content field by field.
+	Push *Content `json:"push,omitempty"`
+	// Force pushes even to recipients who muted the conversation.
+	Force bool `json:"force,omitempty"`
+	// TTLSeconds and ExpiresAt bound the push's usefulness: after it the
+	// push is dropped, and it is passed to the provider as expiration.
+	TTLSeconds int        `json:"ttl_seconds,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	// Priority is high, normal or low; it picks the queue.
+	Priority Priority `json:"priority,omitempty"`
+	// Timestamp is when the message was sent (${timestamp} in templates);
+	// zero is when the job was made.
+	Timestamp time.Time `json:"timestamp,omitzero"`
+}
+
+// Priority picks a job's queue.
+type Priority string
+
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+	PriorityLow    Priority = "low"
+)
+
+// Content is a push's content. Fields left empty fall back to the app's
+// default content; IOS and Android override per platform.
+type Content struct {
+	Alert    string `json:"alert,omitempty"`
+	Title    string `json:"title,omitempty"`
+	Body     string `json:"body,omitempty"`
+	Badge    *Badge `json:"badge,omitempty"`
+	Sound    string `json:"sound,omitempty"`
+	Category string `json:"category,omitempty"`
+	ThreadID string `json:"thread_id,omitempty"`
+	// Data holds custom keys: outside "aps" on APNs, string values in FCM's
+	// data.
+	Data    map[string]any   `json:"data,omitempty"`
+	IOS     *PlatformContent `json:"ios,omitempty"`
+	Android *PlatformContent `json:"android,omitempty"`
+}
+
+// PlatformContent overrides Content for one platform.
+type PlatformContent struct {
+	Alert          string         `json:"alert,omitempty"`
+	Title          string         `json:"title,omitempty"`
+	Body           string         `json:"body,omitempty"`
+	Badge          *Badge         `json:"badge,omitempty"`
+	Sound          string         `json:"sound,omitempty"`
+	Category       string         `json:"category,omitempty"`
+	ThreadID       string         `json:"thread_id,omitempty"`
+	MutableContent bool           `json:"mutable_content,omitempty"`
+	ChannelID      string         `json:"channel_id,omitempty"`
+	Data           map[string]any `json:"data,omitempty"`
+}
+
+// Badge is a number, or "Increment": add one to the device's stored badge
+// and send the result.
+type Badge struct {
+	Increment bool
+	Value     int
+}
+
+// MarshalJSON writes a number or "Increment".
+func (b Badge) MarshalJSON() ([]byte, error) {
+	if b.Increment {
+		return []byte(`"Increment"`), nil
+	}
+	return json.Marshal(b.Value)
+}
+
+// UnmarshalJSON reads a number or "Increment".
+func (b *Badge) UnmarshalJSON(data []byte) error {
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		if s != "Increment" {
+			return &badgeError{string(data)}
+		}
+		*b = Badge{Increment: true}
+		return nil
+	}
+	var n int
+	if err := json.Unmarshal(data, &n); err != nil {
+		return &badgeError{string(data)}
+	}
+	*b = Badge{Value: n}
+	return nil
+}
+
+type badgeError struct{ got string }
+
+func (e *badgeError) Error() string {
+	return "badge " + e.got + `: want a whole number or "Increment"`
+}

@@ -1,0 +1,331 @@
+package pushjob
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits that Validate enforces. Byte lengths count UTF-8 bytes, as the
+// providers' payload limits do.
+const (
+	// MaxMessageIDLen bounds message_id: it becomes part of the asynq task
+	// id and of the providers' collapse ids.
+	MaxMessageIDLen = 128
+	// MaxIDLen bounds conversation ids and client ids.
+	MaxIDLen = 256
+	// MaxTTL is the longest ttl_seconds: APNs and FCM keep a push for at
+	// most four weeks, so a longer one would only be cut short.
+	MaxTTL = 28 * 24 * time.Hour
+	// MaxTextLen bounds alert, title and body. APNs payloads are truncated
+	// to fit later; this only refuses text no notification could show.
+	MaxTextLen = 4096
+	// MaxDataLen bounds the JSON encoding of each data object: data cannot
+	// be truncated, and neither provider takes a payload over 4 KiB.
+	MaxDataLen = 4096
+	// maxAttrLen bounds short attributes: sound, category, thread and
+	// channel ids.
+	maxAttrLen = 256
+	// maxListErrors is how many element errors one list reports before it
+	// summarises the rest, so that 10 000 bad recipients make a readable
+	// 400 body rather than a megabyte of it.
+	maxListErrors = 10
+)
+
+// FieldError is one broken rule. Field is the JSON path of the offending
+// value ("recipients[2]", "push.ios.badge"), or "" when the error concerns
+// the document as a whole.
+type FieldError struct {
+	Field string `json:"field"`
+	Rule  string `json:"rule"`
+}
+
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Rule
+	}
+	return e.Field + ": " + e.Rule
+}
+
+// ValidationError lists every problem found in a job, so that a client
+// fixes them all in one round trip. Decode and Validate return it; the
+// HTTP API sends Fields as its 400 body.
+type ValidationError struct {
+	Fields []FieldError `json:"fields"`
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("pushjob: invalid job: ")
+	for i, f := range e.Fields {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// fieldErrors collects errors in the order they are found.
+type fieldErrors []FieldError
+
+func (fe *fieldErrors) add(field, rule string) {
+	*fe = append(*fe, FieldError{Field: field, Rule: rule})
+}
+
+// err returns the collected errors as a *ValidationError, or a nil error
+// (not a typed nil pointer) when there are none.
+func (fe fieldErrors) err() error {
+	if len(fe) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: fe}
+}
+
+// listErrors caps the errors reported for the elements of one list.
+type listErrors struct {
+	fe    *fieldErrors
+	field string
+	n     int
+}
+
+func (l *listErrors) add(i int, rule string) {
+	l.n++
+	if l.n <= maxListErrors {
+		l.fe.add(l.field+"["+strconv.Itoa(i)+"]", rule)
+	}
+}
+
+func (l *listErrors) close() {
+	if l.n > maxListErrors {
+		l.fe.add(l.field, fmt.Sprintf("%d more invalid elements not listed", l.n-maxListErrors))
+	}
+}
+
+// Validate checks every rule and returns all broken ones at once as a
+// *ValidationError, or nil. It does not depend on the clock: a job that
+// has already expired is valid, and the worker drops it as expired.
+// An empty AppID or Priority is valid; Normalize fills them in.
+func (j *Job) Validate() error {
+	var fe fieldErrors
+
+	switch {
+	case j.MessageID == "":
+		fe.add("message_id", "required")
+	case len(j.MessageID) > MaxMessageIDLen:
+		fe.add("message_id", fmt.Sprintf("at most %d bytes", MaxMessageIDLen))
+	case !printable(j.MessageID):
+		fe.add("message_id", "printable UTF-8 only")
+	}
+
+	switch {
+	case j.ConversationID == "":
+		fe.add("conversation_id", "required")
+	case len(j.ConversationID) > MaxIDLen:
+		fe.add("conversation_id", fmt.Sprintf("at most %d bytes", MaxIDLen))
+	}
+
+	if j.AppID != "" && !validAppID(j.AppID) {
+		fe.add("app_id", "must match [A-Za-z0-9_.-]{1,64}")
+	}
+	if len(j.FromClientID) > MaxIDLen {
+		fe.add("from_client_id", fmt.Sprintf("at most %d bytes", MaxIDLen))
+	}
+
+	switch n := len(j.Recipients); {
+	case n == 0:
+		fe.add("recipients", "required")
+	case n > MaxRecipients:
+		fe.add("recipients", fmt.Sprintf("at most %d recipients", MaxRecipients))
+	}
+	checkClientIDs(&fe, "recipients", j.Recipients, true)
+
+	if len(j.Mentions) > MaxRecipients {
+		fe.add("mentions", fmt.Sprintf("at most %d mentions", MaxRecipients))
+	}
+	checkClientIDs(&fe, "mentions", j.Mentions, false)
+
+	if p := j.Priority; p != "" && p != PriorityHigh && p != PriorityNormal && p != PriorityLow {
+		fe.add("priority", `one of "high", "normal", "low"`)
+	}
+
+	switch {
+	case j.TTLSeconds < 0:
+		fe.add("ttl_seconds", "must not be negative")
+	case j.TTLSeconds > int(MaxTTL/time.Second):
+		fe.add("ttl_seconds", fmt.Sprintf("at most %d (28 days)", int(MaxTTL/time.Second)))
+	}
+	if j.TTLSeconds != 0 && j.ExpiresAt != nil {
+		fe.add("expires_at", "set ttl_seconds or expires_at, not both")
+	}
+
+	if c := j.Push; c != nil {
+		checkLens(&fe, "push", MaxTextLen, attr{"alert", c.Alert}, attr{"title", c.Title}, attr{"body", c.Body})
+		checkBadge(&fe, "push.badge", c.Badge)
+		checkLens(&fe, "push", maxAttrLen, attr{"sound", c.Sound}, attr{"category", c.Category}, attr{"thread_id", c.ThreadID})
+		// Shared data goes to both platforms, so both providers' reserved
+		// keys apply.
+		checkData(&fe, "push.data", c.Data, true, true)
+		if p := c.IOS; p != nil {
+			checkPlatform(&fe, "push.ios", p)
+			checkData(&fe, "push.ios.data", p.Data, true, false)
+		}
+		if p := c.Android; p != nil {
+			checkPlatform(&fe, "push.android", p)
+			checkData(&fe, "push.android.data", p.Data, false, true)
+		}
+	}
+	return fe.err()
+}
+
+// checkClientIDs checks each id of a list; recipients must also be
+// distinct, since a duplicate would be pushed twice.
+func checkClientIDs(fe *fieldErrors, field string, ids []string, distinct bool) {
+	l := listErrors{fe: fe, field: field}
+	var seen map[string]int
+	if distinct {
+		seen = make(map[string]int, len(ids))
+	}
+	for i, id := range ids {
+		switch {
+		case id == "":
+			l.add(i, "must not be empty")
+			continue
+		case len(id) > MaxIDLen:
+			l.add(i, fmt.Sprintf("at most %d bytes", MaxIDLen))
+		}
+		if !distinct {
+			continue
+		}
+		if first, ok := seen[id]; ok {
+			l.add(i, fmt.Sprintf("duplicate of %s[%d]", field, first))
+			continue
+		}
+		seen[id] = i
+	}
+	l.close()
+}
+
+// attr is one string field of push content, named as in JSON.
+type attr struct{ name, v string }
+
+// checkLens checks each attribute against max bytes.
+func checkLens(fe *fieldErrors, prefix string, max int, attrs ...attr) {
+	for _, a := range attrs {
+		if len(a.v) > max {
+			fe.add(prefix+"."+a.name, fmt.Sprintf("at most %d bytes", max))
+		}
+	}
+}
+
+func checkBadge(fe *fieldErrors, field string, b *Badge) {
+	if b != nil && !b.Increment && b.Value < 0 {
+		fe.add(field, "must not be negative")
+	}
+}
+
+func checkPlatform(fe *fieldErrors, prefix string, p *PlatformContent) {
+	checkLens(fe, prefix, MaxTextLen, attr{"alert", p.Alert}, attr{"title", p.Title}, attr{"body", p.Body})
+	checkBadge(fe, prefix+".badge", p.Badge)
+	checkLens(fe, prefix, maxAttrLen, attr{"sound", p.Sound}, attr{"category", p.Category}, attr{"thread_id", p.ThreadID}, attr{"channel_id", p.ChannelID})
+}
+
+// checkData checks custom keys. APNs puts them beside "aps" at the top of
+// the payload, so "aps" would clobber the notification itself; FCM refuses
+// the whole message when a data key is one of its reserved words.
+func checkData(fe *fieldErrors, field string, data map[string]any, apns, fcm bool) {
+	if data == nil {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		switch {
+		case k == "":
+			fe.add(field, "keys must not be empty")
+		case apns && k == "aps":
+			fe.add(field, `key "aps" is reserved by APNs`)
+		case fcm && fcmReserved(k):
+			fe.add(field, fmt.Sprintf("key %q is reserved by FCM", k))
+		}
+	}
+	b, err := json.Marshal(data)
+	switch {
+	case err != nil:
+		fe.add(field, "values must be JSON-encodable: "+err.Error())
+	case len(b) > MaxDataLen:
+		fe.add(field, fmt.Sprintf("at most %d bytes as JSON", MaxDataLen))
+	}
+}
+
+// fcmReserved reports whether FCM refuses k as a data key: "from",
+// "message_type", and any word starting with "google" or "gcm".
+func fcmReserved(k string) bool {
+	return k == "from" || k == "message_type" ||
+		strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm")
+}
+
+// printable reports whether s is valid UTF-8 without control or other
+// invisible characters, so that it reads the same in logs and asynqmon.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// validAppID reports whether s matches [A-Za-z0-9_.-]{1,64}.
+func validAppID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !idByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// idByte reports whether c may appear unescaped in app and task ids.
+func idByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '_' || c == '.' || c == '-'
+}
+
+// Normalize fills in defaults: DefaultApp, PriorityNormal, and the current
+// time for a zero Timestamp. NewTask normalizes the job it carries, so a
+// worker sees the Timestamp the TTL counts from.
+func (j *Job) Normalize() {
+	if j.AppID == "" {
+		j.AppID = DefaultApp
+	}
+	if j.Priority == "" {
+		j.Priority = PriorityNormal
+	}
+	if j.Timestamp.IsZero() {
+		j.Timestamp = time.Now().UTC()
+	}
+}
+
+// Expiry returns when the push becomes pointless: ExpiresAt, or Timestamp
+// plus TTLSeconds. It is zero when the job has no expiry, and also when it
+// has a TTL but no Timestamp to count from (call Normalize first).
+func (j Job) Expiry() time.Time {
+	switch {
+	case j.ExpiresAt != nil:
+		return *j.ExpiresAt
+	case j.TTLSeconds > 0 && !j.Timestamp.IsZero():
+		return j.Timestamp.Add(time.Duration(j.TTLSeconds) * time.Second)
+	}
+	return time.Time{}
+}
