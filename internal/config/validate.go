@@ -1,0 +1,258 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/pushd/pushd/internal/content"
+	"github.com/pushd/pushd/pushjob"
+)
+
+// Bounds the validation enforces.
+const (
+	MinAPITokenLen = 16
+	MaxConcurrency = 10_000
+)
+
+type problems []Problem
+
+func (ps *problems) add(key, format string, args ...any) {
+	*ps = append(*ps, Problem{Key: key, Rule: fmt.Sprintf(format, args...)})
+}
+
+// validate returns every rule c breaks.
+func (c *Config) validate() []Problem {
+	var ps problems
+	checkAddr(&ps, "listen", c.Listen)
+
+	if len(c.APITokens) == 0 {
+		ps.add("api_tokens", "at least one token is required")
+	}
+	for i, t := range c.APITokens {
+		key := fmt.Sprintf("api_tokens[%d]", i)
+		switch {
+		case len(t) < MinAPITokenLen:
+			// The length, never the token: errors end up in logs.
+			ps.add(key, "must be at least %d characters, not %d", MinAPITokenLen, len(t))
+		case strings.IndexFunc(t, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsGraphic(r) || r == ' ' }) >= 0:
+			ps.add(key, "must be printable ASCII without spaces, as an HTTP header carries it")
+		}
+	}
+
+	checkAddr(&ps, "redis.addr", c.Redis.Addr)
+	if c.Redis.DB < 0 {
+		ps.add("redis.db", "must not be negative")
+	}
+
+	switch db := c.Database; db.Driver {
+	case "":
+		if db.DSN == "" && db.Path == "" {
+			ps.add("database.path", "required unless dsn is set")
+		}
+	case DriverSQLite:
+		if db.Path == "" {
+			ps.add("database.path", "required when driver is sqlite")
+		}
+		if db.DSN != "" {
+			ps.add("database.dsn", "set, but driver is sqlite: set driver to postgres, or remove dsn")
+		}
+	case DriverPostgres:
+		if db.DSN == "" {
+			ps.add("database.dsn", "required when driver is postgres")
+		}
+	default:
+		ps.add("database.driver", "must be sqlite or postgres, not %q", db.Driver)
+	}
+
+	w := c.Worker
+	if w.Concurrency < 1 || w.Concurrency > MaxConcurrency {
+		ps.add("worker.concurrency", "must be between 1 and %d", MaxConcurrency)
+	}
+	known := pushjob.Queues()
+	for _, q := range slices.Sorted(maps.Keys(w.Queues)) {
+		key := "worker.queues." + q
+		if _, ok := known[q]; !ok {
+			ps.add(key, "unknown queue; pushd's are %s, %s and %s", pushjob.QueueHigh, pushjob.QueueNormal, pushjob.QueueLow)
+		} else if w.Queues[q] < 1 {
+			ps.add(key, "weight must be at least 1")
+		}
+	}
+	for _, q := range []string{pushjob.QueueHigh, pushjob.QueueNormal, pushjob.QueueLow} {
+		if _, ok := w.Queues[q]; !ok {
+			// A missing queue is never served: its jobs wait forever.
+			ps.add("worker.queues", "missing %s: its jobs would never run", q)
+		}
+	}
+	if w.ShutdownTimeout <= 0 {
+		ps.add("worker.shutdown_timeout", "must be positive")
+	}
+
+	if len(c.Apps) == 0 {
+		ps.add("apps", "at least one app is required")
+	}
+	first := make(map[string]int)
+	for i, a := range c.Apps {
+		a.validate(&ps, fmt.Sprintf("apps[%d]", i))
+		if j, dup := first[a.ID]; dup && a.ID != "" {
+			ps.add(fmt.Sprintf("apps[%d].id", i), "duplicate app id %q (also apps[%d])", a.ID, j)
+		} else {
+			first[a.ID] = i
+		}
+	}
+	return ps
+}
+
+func (a *App) validate(ps *problems, key string) {
+	switch {
+	case a.ID == "":
+		ps.add(key+".id", "required")
+	case !validAppID(a.ID):
+		ps.add(key+".id", "must match [A-Za-z0-9_.-]{1,64}, as job app_ids do")
+	}
+	if a.APNs == nil && a.FCM == nil {
+		ps.add(key, "needs apns or fcm credentials, or both")
+	}
+	if p := a.APNs; p != nil {
+		k := key + ".apns."
+		if p.KeyFile == "" {
+			ps.add(k+"key_file", "required (the .p8 token key)")
+		} else {
+			appleID(ps, k+"key_id", p.KeyID)
+			appleID(ps, k+"team_id", p.TeamID)
+		}
+		if p.Topic == "" {
+			ps.add(k+"topic", "required (the app's bundle id)")
+		} else if strings.ContainsFunc(p.Topic, unicode.IsSpace) {
+			ps.add(k+"topic", "must not contain spaces")
+		}
+		checkURL(ps, k+"production_url", p.ProductionURL)
+		checkURL(ps, k+"development_url", p.DevelopmentURL)
+	}
+	if f := a.FCM; f != nil {
+		k := key + ".fcm."
+		if f.CredentialsFile == "" {
+			ps.add(k+"credentials_file", "required (the service account's JSON key)")
+		}
+		checkURL(ps, k+"endpoint", f.Endpoint)
+	}
+	checkDefaults(ps, key+".defaults", a.Defaults)
+}
+
+// appleID checks a key or team id: ten upper-case letters and digits.
+func appleID(ps *problems, key, id string) {
+	if id == "" {
+		ps.add(key, "required when key_file is set")
+		return
+	}
+	if len(id) != 10 || strings.IndexFunc(id, func(r rune) bool { return !('A' <= r && r <= 'Z' || '0' <= r && r <= '9') }) >= 0 {
+		ps.add(key, "must be 10 upper-case letters and digits, as Apple shows it")
+	}
+}
+
+func checkDefaults(ps *problems, key string, d content.Defaults) {
+	if b := d.Badge; b != nil && !b.Increment && b.Value < 0 {
+		ps.add(key+".badge", "must not be negative")
+	}
+	if d.Data == nil {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.Data)) {
+		// The same keys a job may not use (pushjob.Validate): APNs puts
+		// data beside "aps", and FCM refuses its reserved words.
+		switch {
+		case k == "aps":
+			ps.add(key+".data."+k, `reserved by APNs`)
+		case k == "from" || k == "message_type" || strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm"):
+			ps.add(key+".data."+k, "reserved by FCM")
+		}
+	}
+	if _, err := json.Marshal(d.Data); err != nil {
+		ps.add(key+".data", "must be representable as JSON: %v", err)
+	}
+}
+
+// checkAddr checks a host:port address; the host may be empty (all
+// interfaces) and the port 0 (any free port).
+func checkAddr(ps *problems, key, addr string) {
+	if addr == "" {
+		ps.add(key, "required")
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		ps.add(key, "must be host:port, such as 127.0.0.1:8080: %v", err)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		ps.add(key, "port %q must be a number from 0 to 65535", port)
+	}
+}
+
+// checkURL checks an optional endpoint override.
+func checkURL(ps *problems, key, s string) {
+	if s == "" {
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		ps.add(key, "must be an http or https URL with a host, such as https://127.0.0.1:8443")
+	}
+}
+
+// validAppID reports whether s matches [A-Za-z0-9_.-]{1,64}, the rule
+// pushjob applies to a job's app_id.
+func validAppID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckFiles reports every configured file that cannot be read: key,
+// credentials and CA files. Load does not look at the file system, so that
+// a config can be checked where its secrets are not; pushd serve calls
+// this before it starts, to name every missing file at once rather than
+// failing on the first.
+func (c *Config) CheckFiles() error {
+	var ps problems
+	check := func(key, path string) {
+		if path == "" {
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			ps.add(key, "cannot read: %v", err)
+			return
+		}
+		f.Close()
+	}
+	for i, a := range c.Apps {
+		key := fmt.Sprintf("apps[%d]", i)
+		if p := a.APNs; p != nil {
+			check(key+".apns.key_file", p.KeyFile)
+			check(key+".apns.ca_file", p.CAFile)
+		}
+		if f := a.FCM; f != nil {
+			check(key+".fcm.credentials_file", f.CredentialsFile)
+			check(key+".fcm.ca_file", f.CAFile)
+		}
+	}
+	if len(ps) > 0 {
+		return &Error{File: c.File, Problems: ps}
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package content
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+)
+
+// Apple's payload size limits, in bytes of encoded JSON.
+const (
+	APNsMaxPayload     = 4096 // alert and background pushes
+	APNsMaxVoIPPayload = 5120 // VoIP pushes
+)
+
+// ellipsis marks a truncated body.
+const ellipsis = "…"
+
+// badgeKey is how a badge enters the aps dictionary; badgeRoom is the most
+// it can add, with a comma and the longest int.
+const (
+	badgeKey  = `"badge":`
+	badgeRoom = len(`,`+badgeKey) + len("-9223372036854775808")
+)
+
+// APNsTemplate is one job's APNs payload for one platform shape, encoded
+// once; Payload then only splices in a device's badge. A template is safe
+// for concurrent use.
+//
+// The payload is {"aps":{"alert":{"title":..,"body":..},"sound":..,
+// "category":..,"thread-id":..,"mutable-content":1,"badge":n}, ...} with
+// empty fields left out and the custom data keys, sorted, beside "aps". A
+// data key "aps" is dropped: custom data must not replace what pushd
+// builds.
+type APNsTemplate struct {
+	maxBytes int
+	// enc is the payload without body and badge; the body goes at bodyAt
+	// and the badge at badgeAt (just before the aps dictionary closes).
+	enc             []byte
+	bodyAt, badgeAt int
+	hasBody         bool
+	apsEmpty        bool
+	// body is the alert body encoded, without quotes: whole when whole is
+	// set, else as much of it as could ever fit.
+	body  []byte
+	whole bool
+	// cutAt holds the encoded size of the body up to each place it may be
+	// cut for some badge (see cuts). Encoding is rune by rune, so
+	// body[:cutAt[k]] is the encoding of the body's prefix up to that
+	// place. It is computed only when some badge could make the full body
+	// overflow.
+	cutAt []int
+}
+
+// NewAPNsTemplate encodes p's payload for pushes of at most maxBytes. It
+// fails when even an alert body cut to nothing would not fit, because of a
+// long title or large custom data: the caller records that as rejected.
+func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("content: APNs payload limit %d: must be positive", maxBytes)
+	}
+	t := &APNsTemplate{maxBytes: maxBytes}
+	body := p.Body
+	if body == "" && p.Title == "" {
+		body = p.Alert
+	}
+
+	b := make([]byte, 0, 256)
+	b = append(b, `{"aps":{`...)
+	n := 0
+	field := func(name string) {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":`...)
+	}
+	if p.Title != "" || body != "" {
+		field("alert")
+		b = append(b, '{')
+		if p.Title != "" {
+			b = append(b, `"title":`...)
+			b = appendString(b, p.Title)
+		}
+		if body != "" {
+			if p.Title != "" {
+				b = append(b, ',')
+			}
+			b = append(b, `"body":"`...)
+			t.bodyAt, t.hasBody = len(b), true
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	if p.Sound != "" {
+		field("sound")
+		b = appendString(b, p.Sound)
+	}
+	if p.Category != "" {
+		field("category")
+		b = appendString(b, p.Category)
+	}
+	if p.ThreadID != "" {
+		field("thread-id")
+		b = appendString(b, p.ThreadID)
+	}
+	if p.MutableContent {
+		field("mutable-content")
+		b = append(b, '1')
+	}
+	t.apsEmpty = n == 0
+	t.badgeAt = len(b)
+	b = append(b, '}')
+
+	keys := make([]string, 0, len(p.Data))
+	for k := range p.Data {
+		if k != "aps" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var vb bytes.Buffer
+	enc := json.NewEncoder(&vb)
+	enc.SetEscapeHTML(false)
+	for _, k := range keys {
+		vb.Reset()
+		if err := enc.Encode(p.Data[k]); err != nil {
+			return nil, fmt.Errorf("content: APNs data key %q: %w", k, err)
+		}
+		b = append(b, ',')
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = append(b, bytes.TrimSuffix(vb.Bytes(), []byte{'\n'})...)
+	}
+	b = append(b, '}')
+	t.enc = b
+
+	room := maxBytes - len(t.enc) // for the encoded body, without a badge
+	switch {
+	case !t.hasBody:
+		if room < 0 {
+			return nil, t.tooLarge(0)
+		}
+		t.whole = true
+	case len(body)*len(`\u0000`)+badgeRoom <= room:
+		// Fits whatever it holds and whatever the badge.
+		t.body, t.whole = appendStringBody(nil, body), true
+	default:
+		// A badge takes up to badgeRoom, so the cut for any badge lies
+		// in [room-badgeRoom-len(ellipsis), room].
+		offsets, encoded := cuts(body, room-badgeRoom-len(ellipsis), room)
+		last := len(offsets) - 1
+		t.body = appendStringBody(make([]byte, 0, encoded[last]), body[:offsets[last]])
+		t.whole = offsets[last] == len(body)
+		if !t.whole && room < len(ellipsis) {
+			return nil, t.tooLarge(0)
+		}
+		if !t.whole || len(t.body)+badgeRoom > room {
+			t.cutAt = encoded
+		}
+	}
+	return t, nil
+}
+
+func (t *APNsTemplate) tooLarge(badgeLen int) error {
+	need := len(t.enc) + badgeLen
+	if t.hasBody {
+		need += len(ellipsis)
+	}
+	return &SizeError{Need: need, Max: t.maxBytes}
+}
+
+// SizeError reports a payload that does not fit even with its alert body cut
+// to an ellipsis. Need is the size of that smallest payload.
+type SizeError struct {
+	Need, Max int
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("content: APNs payload needs %d bytes even with its alert body cut, over the %d-byte limit: shorten the title or the custom data", e.Need, e.Max)
+}
+
+// Payload returns the payload with badge (nil for none). When the full body
+// would not fit, it is cut at the last character boundary that leaves room
+// for "…", so the payload is at most the template's limit; it fails, with a
+// *SizeError, only when even "…" alone does not fit beside this badge.
+func (t *APNsTemplate) Payload(badge *int) ([]byte, error) {
+	var num [20]byte
+	var digits []byte
+	badgeLen := 0
+	if badge != nil {
+		digits = strconv.AppendInt(num[:0], int64(*badge), 10)
+		badgeLen = len(badgeKey) + len(digits)
+		if !t.apsEmpty {
+			badgeLen++
+		}
+	}
+
+	body := t.body
+	truncated := false
+	if budget := t.maxBytes - len(t.enc) - badgeLen; !t.whole || len(body) > budget {
+		if !t.hasBody || budget < len(ellipsis) || t.cutAt == nil {
+			// cutAt is only missing when the whole body fits beside any
+			// badge; the check stays so that a broken invariant fails
+			// here, not at Apple.
+			return nil, t.tooLarge(badgeLen)
+		}
+		// The last cut that leaves room for the ellipsis. cutAt starts
+		// below the window every badge's budget falls in, so there is one.
+		k, _ := slices.BinarySearch(t.cutAt, budget-len(ellipsis)+1)
+		body = body[:t.cutAt[k-1]]
+		truncated = true
+	}
+
+	size := len(t.enc) + len(body) + badgeLen
+	if truncated {
+		size += len(ellipsis)
+	}
+	out := make([]byte, 0, size)
+	if t.hasBody {
+		out = append(out, t.enc[:t.bodyAt]...)
+		out = append(out, body...)
+		if truncated {
+			out = append(out, ellipsis...)
+		}
+		out = append(out, t.enc[t.bodyAt:t.badgeAt]...)
+	} else {
+		out = append(out, t.enc[:t.badgeAt]...)
+	}
+	if badge != nil {
+		if !t.apsEmpty {
+			out = append(out, ',')
+		}
+		out = append(out, badgeKey...)
+		out = append(out, digits...)
+	}
+	return append(out, t.enc[t.badgeAt:]...), nil
+}
+
+// APNsPayload builds p's payload with badge (nil for none) in at most
+// maxBytes: APNsMaxPayload for alert pushes, APNsMaxVoIPPayload for VoIP.
+// It is NewAPNsTemplate and Payload in one; a job with many devices should
+// build the template once.
+func APNsPayload(p Platform, badge *int, maxBytes int) ([]byte, error) {
+	t, err := NewAPNsTemplate(p, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	return t.Payload(badge)
+}

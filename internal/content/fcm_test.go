@@ -1,0 +1,149 @@
+package content
+
+import (
+	"encoding/json"
+	"maps"
+	"testing"
+	"time"
+
+	"firebase.google.com/go/v4/messaging"
+
+	"github.com/pushd/pushd/pushjob"
+)
+
+func TestFCMMessage(t *testing.T) {
+	now := sent.Add(2 * time.Second)
+	p := Platform{
+		Title: "alice", Body: "hi", Sound: "default", ChannelID: "chat", ThreadID: "conv-1",
+		Data: map[string]any{"s": "text", "n": 3, "f": 1.5, "b": true, "null": nil, "obj": map[string]any{"k": []any{1, "<&>"}}},
+	}
+	j := testJob()
+	j.TTLSeconds = 60
+	m := NewFCMTemplate(p, j, now).Message("tok", intp(4))
+
+	if m.Token != "tok" {
+		t.Errorf("token = %q", m.Token)
+	}
+	if m.Notification == nil || m.Notification.Title != "alice" || m.Notification.Body != "hi" {
+		t.Errorf("notification = %+v", m.Notification)
+	}
+	wantData := map[string]string{
+		"s": "text", "n": "3", "f": "1.5", "b": "true", "null": "null",
+		"obj": `{"k":[1,"<&>"]}`, "conversation_id": "conv-1",
+	}
+	if !maps.Equal(m.Data, wantData) {
+		t.Errorf("data = %v\nwant   %v", m.Data, wantData)
+	}
+	a := m.Android
+	if a == nil || a.Notification == nil {
+		t.Fatalf("android = %+v", a)
+	}
+	if a.CollapseKey != "conv-1" || a.Notification.Tag != "conv-1" {
+		t.Errorf("collapse key %q, tag %q; want the conversation id", a.CollapseKey, a.Notification.Tag)
+	}
+	if a.Priority != "high" {
+		t.Errorf("priority = %q, want high", a.Priority)
+	}
+	// Sent at `sent`, 60 s to live, built 2 s later: 58 s left.
+	if a.TTL == nil || *a.TTL != 58*time.Second {
+		t.Errorf("ttl = %v, want 58s", a.TTL)
+	}
+	if a.Notification.ChannelID != "chat" || a.Notification.Sound != "default" {
+		t.Errorf("channel %q, sound %q", a.Notification.ChannelID, a.Notification.Sound)
+	}
+	if a.Notification.NotificationCount == nil || *a.Notification.NotificationCount != 4 {
+		t.Errorf("notification count = %v, want 4", a.Notification.NotificationCount)
+	}
+}
+
+func TestFCMPriority(t *testing.T) {
+	for prio, want := range map[pushjob.Priority]string{
+		"": "high", pushjob.PriorityHigh: "high", pushjob.PriorityNormal: "high", pushjob.PriorityLow: "normal",
+	} {
+		j := testJob()
+		j.Priority = prio
+		if got := FCMMessage(Platform{Body: "b"}, j, "t", nil).Android.Priority; got != want {
+			t.Errorf("priority %q: android priority %q, want %q", prio, got, want)
+		}
+	}
+}
+
+func TestFCMTTL(t *testing.T) {
+	now := sent.Add(10 * time.Second)
+	at := func(d time.Duration) *time.Time { t := sent.Add(d); return &t }
+	for _, tc := range []struct {
+		name      string
+		ttl       int
+		expiresAt *time.Time
+		ts        time.Time
+		want      *time.Duration
+	}{
+		{name: "none", ts: sent},
+		{name: "ttl from the timestamp", ttl: 100, ts: sent, want: new(90 * time.Second)},
+		{name: "ttl without a timestamp: none (Normalize sets one)", ttl: 100},
+		{name: "expires_at", expiresAt: at(time.Hour), ts: sent, want: new(time.Hour - 10*time.Second)},
+		{name: "expires_at wins over ttl", ttl: 30, expiresAt: at(time.Hour), ts: sent, want: new(time.Hour - 10*time.Second)},
+		{name: "seconds are whole", expiresAt: at(20*time.Second + 900*time.Millisecond), ts: sent, want: new(10 * time.Second)},
+		{name: "past expiry is zero", expiresAt: at(time.Second), ts: sent, want: new(time.Duration(0))},
+	} {
+		j := testJob()
+		j.TTLSeconds, j.ExpiresAt, j.Timestamp = tc.ttl, tc.expiresAt, tc.ts
+		got := NewFCMTemplate(Platform{Body: "b"}, j, now).Message("t", nil).Android.TTL
+		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+			t.Errorf("%s: ttl = %v, want %v", tc.name, deref(got), deref(tc.want))
+		}
+	}
+}
+
+func deref(d *time.Duration) any {
+	if d == nil {
+		return nil
+	}
+	return *d
+}
+
+func TestFCMReservedDataKeys(t *testing.T) {
+	p := Platform{Body: "b", Data: map[string]any{
+		"from": "x", "message_type": "x", "google.sent": "x", "gcm.x": "x",
+		"conversation_id": "spoofed", "fromage": "kept", "notification": "kept",
+	}}
+	got := FCMMessage(p, testJob(), "t", nil).Data
+	want := map[string]string{"conversation_id": "conv-1", "fromage": "kept", "notification": "kept"}
+	if !maps.Equal(got, want) {
+		t.Errorf("data = %v, want %v", got, want)
+	}
+}
+
+func TestFCMDataOnly(t *testing.T) {
+	j := testJob()
+	j.ConversationID = ""
+	m := FCMMessage(Platform{}, j, "t", intp(3))
+	if m.Notification != nil || m.Android.Notification != nil || m.Data != nil {
+		t.Errorf("empty content: notification %+v, android notification %+v, data %v", m.Notification, m.Android.Notification, m.Data)
+	}
+	if m.Token != "t" || m.Android.Priority != "high" {
+		t.Errorf("data-only message: %+v", m)
+	}
+}
+
+func TestFCMTemplateCopies(t *testing.T) {
+	j := testJob()
+	j.TTLSeconds = 60
+	tmpl := NewFCMTemplate(Platform{Title: "t", Body: "b"}, j, sent)
+	a := tmpl.Message("a", intp(1))
+	b := tmpl.Message("b", nil)
+	*a.Android.TTL = 0
+	*a.Android.Notification.NotificationCount = 100
+	a.Android.Notification.Tag = "changed"
+	if b.Token != "b" || *b.Android.TTL != time.Minute || b.Android.Notification.NotificationCount != nil || b.Android.Notification.Tag != "conv-1" {
+		t.Errorf("messages of one template share per-device state: %+v %+v", b.Android, b.Android.Notification)
+	}
+	if c := tmpl.Message("c", intp(2)); *c.Android.TTL != time.Minute || *c.Android.Notification.NotificationCount != 2 {
+		t.Errorf("changing a message changed the template")
+	}
+
+	// What goes on the wire: the SDK's own encoding accepts it.
+	if _, err := json.Marshal(&messaging.Message{Token: a.Token, Android: b.Android, Data: b.Data, Notification: b.Notification}); err != nil {
+		t.Fatal(err)
+	}
+}
