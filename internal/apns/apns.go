@@ -1,0 +1,367 @@
+// Package apns sends pushes to Apple through github.com/sideshow/apns2:
+// one client per app and environment, credentials loaded once, and every
+// answer classified into pushd's outcomes (DESIGN.md, "Outcomes").
+//
+// Token authentication (.p8 keys) is supported. A signing key's provider
+// token is shared by every app and environment that uses the key, because
+// Apple limits how often a key's token may be replaced.
+package apns
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/token"
+
+	"github.com/pushd/pushd/internal/outcome"
+)
+
+// APNs environments, as installations name them.
+const (
+	Production  = "production"
+	Development = "development"
+)
+
+// Config configures a Sender.
+type Config struct {
+	Apps []AppConfig
+}
+
+// AppConfig is one app's APNs credentials and gateways.
+type AppConfig struct {
+	AppID string
+	// KeyFile is the AuthKey_<KeyID>.p8 file from Apple's developer
+	// account; KeyID and TeamID identify it to Apple.
+	KeyFile string
+	KeyID   string
+	TeamID  string
+	// Topic is the app's bundle id, used when a request names none.
+	Topic string
+	// ProductionURL and DevelopmentURL are the gateways; empty is Apple's
+	// (apns2.HostProduction, apns2.HostDevelopment).
+	ProductionURL  string
+	DevelopmentURL string
+	// CAFile is a PEM bundle to trust instead of the system roots (for
+	// pushsim); empty trusts the system roots.
+	CAFile string
+}
+
+// Request is one push.
+type Request struct {
+	// Token is the device token, hex.
+	Token string
+	// Env is Production or Development; empty is Production.
+	Env string
+	// Topic is the apns-topic; empty is the app's Topic.
+	Topic string
+	// PushType is the apns-push-type; empty is "alert".
+	PushType string
+	// Priority is the apns-priority (10, 5 or 1); zero sends none, which
+	// Apple takes as 10.
+	Priority int
+	// Expiration is when Apple may stop trying to deliver; zero sends none.
+	Expiration time.Time
+	// CollapseID makes a later push replace this one on the device.
+	CollapseID string
+	// ApnsID is the push's UUID; empty lets Apple assign one.
+	ApnsID string
+	// Payload is the JSON object Apple delivers.
+	Payload []byte
+}
+
+// Result is what became of one push.
+type Result struct {
+	Outcome outcome.Outcome
+	// Env is the environment whose gateway answered.
+	Env string
+	// Status and Reason are Apple's answer (Reason is empty on 200), or
+	// Apple's reason for a push refused before sending (PayloadEmpty).
+	// A BadDeviceToken may mean the token belongs to the other environment.
+	Status int
+	Reason string
+	// RetryAfter is Apple's Retry-After, when it sent one.
+	RetryAfter time.Duration
+	// TokenInvalidAt is when Apple says the token stopped being valid
+	// (410 only).
+	TokenInvalidAt time.Time
+	// ApnsID is the push's id, as Apple echoed it.
+	ApnsID string
+	// Err is the transport error, or why the push was not sent.
+	Err error
+}
+
+// Sender sends pushes for the configured apps. It is safe for concurrent use.
+type Sender struct {
+	apps map[string]*app
+	now  func() time.Time
+}
+
+type app struct {
+	topic string
+	// gateways are indexed by environment: production, development. A nil
+	// gateway has no credentials (certificate apps may hold one
+	// environment only).
+	gateways [2]*gateway
+}
+
+// gateway is one app's client for one environment. Clients are never
+// shared between environments: flipping a shared client's Host per push
+// would race.
+type gateway struct {
+	env    string
+	client *apns2.Client
+	// signer is the client's provider token; nil for certificate clients
+	// (issue 4).
+	signer *signer
+}
+
+const (
+	envProduction = iota
+	envDevelopment
+)
+
+// New loads every app's credentials and builds its clients. It connects to
+// nothing: apns2 dials on the first push.
+func New(cfg Config) (*Sender, error) {
+	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: time.Now}
+	signers := make(map[string]*signer) // key id -> signer
+	roots := make(map[string]*x509.CertPool)
+	for _, ac := range cfg.Apps {
+		if err := checkApp(ac); err != nil {
+			return nil, err
+		}
+		if _, dup := s.apps[ac.AppID]; dup {
+			return nil, fmt.Errorf("apns: app %q is configured twice", ac.AppID)
+		}
+		sg, err := s.signerFor(signers, ac)
+		if err != nil {
+			return nil, err
+		}
+		pool, err := caPool(roots, ac.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
+		}
+		a := &app{topic: ac.Topic}
+		hosts := [2]string{orDefault(ac.ProductionURL, apns2.HostProduction), orDefault(ac.DevelopmentURL, apns2.HostDevelopment)}
+		for i, env := range [2]string{Production, Development} {
+			c := &apns2.Client{
+				Host:       hosts[i],
+				Token:      sg.tok,
+				HTTPClient: &http.Client{Transport: newTransport(pool), Timeout: pushTimeout},
+			}
+			a.gateways[i] = &gateway{env: env, client: c, signer: sg}
+		}
+		s.apps[ac.AppID] = a
+	}
+	return s, nil
+}
+
+func checkApp(ac AppConfig) error {
+	if ac.AppID == "" {
+		return errors.New("apns: an app has no app id")
+	}
+	var missing string
+	switch {
+	case ac.KeyFile == "":
+		missing = "key file (.p8) is required"
+	case ac.KeyID == "":
+		missing = "key id is required"
+	case ac.TeamID == "":
+		missing = "team id is required"
+	case ac.Topic == "":
+		// Token authentication has no certificate to take the topic from.
+		missing = "topic is required (the app's bundle id)"
+	}
+	if missing != "" {
+		return fmt.Errorf("apns: app %q: %s", ac.AppID, missing)
+	}
+	return nil
+}
+
+// signerFor returns the signer of ac's key, loading the key the first time
+// it is named. Two apps naming one key id must name the same key.
+func (s *Sender) signerFor(signers map[string]*signer, ac AppConfig) (*signer, error) {
+	if sg, ok := signers[ac.KeyID]; ok {
+		if sg.tok.TeamID != ac.TeamID {
+			return nil, fmt.Errorf("apns: app %q: key %s belongs to team %s in an earlier app, not %s", ac.AppID, ac.KeyID, sg.tok.TeamID, ac.TeamID)
+		}
+		if ac.KeyFile != sg.file {
+			key, err := loadP8(ac.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
+			}
+			if !key.PublicKey.Equal(&sg.tok.AuthKey.PublicKey) {
+				return nil, fmt.Errorf("apns: app %q: key %s in %s differs from key %s in %s", ac.AppID, ac.KeyID, ac.KeyFile, ac.KeyID, sg.file)
+			}
+		}
+		return sg, nil
+	}
+	key, err := loadP8(ac.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
+	}
+	sg := &signer{
+		tok:  &token.Token{AuthKey: key, KeyID: ac.KeyID, TeamID: ac.TeamID},
+		file: ac.KeyFile,
+		now:  s.now,
+	}
+	// Signing now finds a key that cannot sign before the first push does,
+	// and spares the first pushes queueing behind the signature.
+	if _, err := sg.tok.Generate(); err != nil {
+		return nil, fmt.Errorf("apns: app %q: key %s (%s): sign provider token: %w", ac.AppID, ac.KeyID, ac.KeyFile, err)
+	}
+	signers[ac.KeyID] = sg
+	return sg, nil
+}
+
+// caPool reads a PEM bundle once per file; "" is the system roots (nil).
+func caPool(pools map[string]*x509.CertPool, file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	if p, ok := pools[file]; ok {
+		return p, nil
+	}
+	b, err := readFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file %s: %w", file, err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificates in it", file)
+	}
+	pools[file] = p
+	return p, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Send pushes r for appID and classifies Apple's answer. It always returns
+// an outcome, for the caller to record. An app without APNs credentials, or
+// an environment other than production and development, is NoCredentials.
+//
+// An ExpiredProviderToken answer gets one retry with a new provider token
+// (unless the token is too young to be the problem: then the clocks
+// disagree and the push is Retrying). A push the caller cancels is Retrying
+// too, since nobody knows whether Apple took it, with Err wrapping
+// context.Canceled.
+func (s *Sender) Send(ctx context.Context, appID string, r Request) Result {
+	a := s.apps[appID]
+	if a == nil {
+		return Result{Outcome: outcome.NoCredentials, Err: fmt.Errorf("apns: app %q has no APNs credentials", appID)}
+	}
+	env, idx := r.Env, envProduction
+	switch env {
+	case "", Production:
+		env = Production
+	case Development:
+		idx = envDevelopment
+	default:
+		return Result{Outcome: outcome.NoCredentials, Env: env, Err: fmt.Errorf("apns: app %q: unknown environment %q (want production or development)", appID, env)}
+	}
+	g := a.gateways[idx]
+	if g == nil {
+		return Result{Outcome: outcome.NoCredentials, Env: env, Err: fmt.Errorf("apns: app %q has no credentials for %s", appID, env)}
+	}
+	if len(r.Payload) == 0 {
+		// apns2 cannot send an empty body (it marshals the payload as
+		// JSON); refuse it as Apple would.
+		return Result{Outcome: outcome.Rejected, Env: env, Status: http.StatusBadRequest, Reason: apns2.ReasonPayloadEmpty, Err: errors.New("apns: empty payload")}
+	}
+	n := &apns2.Notification{
+		DeviceToken: r.Token,
+		Topic:       r.Topic,
+		PushType:    apns2.EPushType(r.PushType),
+		Priority:    r.Priority,
+		Expiration:  r.Expiration,
+		CollapseID:  r.CollapseID,
+		ApnsID:      r.ApnsID,
+		Payload:     r.Payload,
+	}
+	if n.Topic == "" {
+		n.Topic = a.topic
+	}
+	res, bearer := s.push(ctx, g, n)
+	if res.Reason == apns2.ReasonExpiredProviderToken && g.signer != nil {
+		retry, err := g.signer.refresh(bearer)
+		if err != nil {
+			res.Err = err
+		} else if retry {
+			res, _ = s.push(ctx, g, n)
+		}
+	}
+	// Issue 4: a BadDeviceToken from one environment is tried once on the
+	// other before the token is marked, and success is EnvCorrected.
+	return res
+}
+
+// push sends n once through g and classifies the answer. It returns the
+// authorization header the push carried, for a provider token refresh.
+func (s *Sender) push(ctx context.Context, g *gateway, n *apns2.Notification) (Result, string) {
+	var x exchange
+	resp, err := g.client.PushWithContext(context.WithValue(ctx, exchangeKey{}, &x), n)
+	res := Result{Env: g.env}
+	if err != nil {
+		if x.status != 0 {
+			// Apple answered but the body was unreadable: the status
+			// still says what happened.
+			res.Status = x.status
+			res.Outcome = classify(x.status, "")
+			res.RetryAfter = parseRetryAfter(x.retryAfter, s.now())
+			res.Err = fmt.Errorf("apns: read answer: %w", err)
+			return res, x.bearer
+		}
+		res.Outcome, res.Err = transportOutcome(ctx, err)
+		return res, x.bearer
+	}
+	res.Status = resp.StatusCode
+	res.Reason = resp.Reason
+	res.ApnsID = resp.ApnsID
+	res.Outcome = classify(resp.StatusCode, resp.Reason)
+	res.RetryAfter = parseRetryAfter(x.retryAfter, s.now())
+	if resp.StatusCode == http.StatusGone && !resp.Timestamp.IsZero() {
+		res.TokenInvalidAt = resp.Timestamp.Time
+	}
+	return res, x.bearer
+}
+
+// transportOutcome classifies a push that got no answer from Apple.
+func transportOutcome(ctx context.Context, err error) (outcome.Outcome, error) {
+	var me *json.MarshalerError
+	switch {
+	case errors.As(err, &me):
+		// apns2 marshals the payload before sending; it is not JSON.
+		return outcome.Rejected, fmt.Errorf("apns: payload is not JSON: %w", err)
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The caller gave up (shutting down, or the job was cancelled);
+		// the push may or may not have reached Apple.
+		return outcome.Retrying, fmt.Errorf("apns: push cancelled: %w", err)
+	}
+	// Connection refused or dropped, GOAWAY with the push unanswered, TLS
+	// failures, and deadlines, the caller's or pushTimeout: all are
+	// worth trying again.
+	return outcome.Retrying, fmt.Errorf("apns: %w", err)
+}
+
+// Close closes idle connections. Pushes in flight finish; a later Send
+// dials again.
+func (s *Sender) Close() {
+	for _, a := range s.apps {
+		for _, g := range a.gateways {
+			if g != nil {
+				g.client.CloseIdleConnections()
+			}
+		}
+	}
+}

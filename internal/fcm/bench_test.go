@@ -1,0 +1,133 @@
+package fcm_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"firebase.google.com/go/v4/messaging"
+
+	"github.com/pushd/pushd/internal/fcm"
+	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+)
+
+// BenchmarkSend sends through Sender.Send to pushsim's FCM listener at 1,
+// 100 and 1000 messages in flight, to 1024 distinct tokens. Client and
+// simulator share this process's cores, and allocs/op counts both.
+func BenchmarkSend(b *testing.B) {
+	for _, inflight := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			e := start(b, pushsim.Config{})
+			msgs := make([]*messaging.Message, 1024)
+			for i := range msgs {
+				msgs[i] = message(e.token(pushsim.FateValid, uint64(i)))
+			}
+			ctx := context.Background()
+			var next atomic.Uint64
+			var failed atomic.Int64
+			send := func() {
+				m := msgs[next.Add(1)%uint64(len(msgs))]
+				if res := e.sender.Send(ctx, appID, m); res.Outcome != outcome.Delivered {
+					failed.Add(1)
+				}
+			}
+			send() // token fetch and dial outside the timing
+			b.ReportAllocs()
+			b.ResetTimer()
+			if inflight == 1 {
+				for b.Loop() {
+					send()
+				}
+			} else {
+				b.SetParallelism(max(1, inflight/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						send()
+					}
+				})
+			}
+			b.StopTimer()
+			if f := failed.Load(); f > 0 {
+				b.Fatalf("%d sends failed", f)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkSendEach sends batches of 1 200 messages: Sender.SendEach at
+// several bounds on messages in flight, against the SDK's own SendEach
+// (at most 500 messages a call, 50 goroutines each) over chunks of 500.
+func BenchmarkSendEach(b *testing.B) {
+	const batch = 1200
+	run := func(b *testing.B, e *env, sendBatch func([]*messaging.Message) int) {
+		msgs := make([]*messaging.Message, batch)
+		for i := range msgs {
+			msgs[i] = message(e.token(pushsim.FateValid, uint64(i)))
+		}
+		sendBatch(msgs[:1]) // token fetch and dial outside the timing
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if ok := sendBatch(msgs); ok != batch {
+				b.Fatalf("%d of %d delivered", ok, batch)
+			}
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "msgs/s")
+		b.ReportMetric(float64(e.sim.Connections()[pushsim.ListenerFCM]), "conns")
+	}
+	// FCM is a network away: with 20 ms of latency per answer, messages in
+	// flight, not CPU, set the pace.
+	for _, latency := range []time.Duration{0, 20 * time.Millisecond} {
+		simulator := func(b *testing.B) *pushsim.Sim {
+			sim := pushsimtest.Start(b, pushsim.Config{})
+			if latency > 0 {
+				if _, err := sim.AddFault(pushsim.Fault{Kind: pushsim.FaultLatency, Listener: pushsim.ListenerFCM, Latency: pushsim.Duration(latency)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return sim
+		}
+		for _, conc := range []int{50, 100, 200, 500} {
+			b.Run(fmt.Sprintf("latency=%v/pushd/concurrency=%d", latency, conc), func(b *testing.B) {
+				sim := simulator(b)
+				s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{appFor(b, sim, appID)}, Concurrency: conc})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				run(b, &env{sim: sim, sender: s}, func(msgs []*messaging.Message) int {
+					ok := 0
+					for _, r := range s.SendEach(context.Background(), appID, msgs) {
+						if r.Outcome == outcome.Delivered {
+							ok++
+						}
+					}
+					return ok
+				})
+			})
+		}
+		b.Run(fmt.Sprintf("latency=%v/sdk/chunks=500", latency), func(b *testing.B) {
+			sim := simulator(b)
+			c, _ := pushsimtest.FCMClient(b, sim, project, project)
+			run(b, &env{sim: sim}, func(msgs []*messaging.Message) int {
+				ok := 0
+				for len(msgs) > 0 {
+					n := min(len(msgs), 500)
+					br, err := c.Messaging.SendEach(context.Background(), msgs[:n])
+					if err != nil {
+						b.Fatal(err)
+					}
+					ok += br.SuccessCount
+					msgs = msgs[n:]
+				}
+				return ok
+			})
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package fcm
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+const (
+	dialTimeout = 20 * time.Second
+	// requestTimeout bounds one HTTP attempt (the SDK makes up to five
+	// per send) and one access-token fetch.
+	requestTimeout = 30 * time.Second
+)
+
+// exchange is what the transport saw of one Send that the SDK's error does
+// not keep. The SDK turns every transport error into a FirebaseError that
+// carries only its text, so a refused service account (the token endpoint
+// answering invalid_grant) would look like a network failure, and the SDK
+// would retry it four times over seven seconds. The transport records the
+// refusal and cancels the send instead.
+type exchange struct {
+	// attempts counts requests that reached the transport: zero means the
+	// SDK refused the message itself.
+	attempts int
+	// authErr is the token endpoint's refusal of the credentials.
+	authErr *oauth2.RetrieveError
+	cancel  context.CancelFunc
+}
+
+type exchangeKey struct{}
+
+// transport sits in front of the OAuth2 transport. The SDK calls it in the
+// goroutine of the Send, so it writes the exchange without a lock.
+type transport struct {
+	next http.RoundTripper
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	x, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if x != nil {
+		x.attempts++
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil && x != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
+			// Google refused the service account: retrying cannot help.
+			x.authErr = re
+			x.cancel()
+		}
+	}
+	return resp, err
+}
+
+// newBaseTransport is the HTTP/1.1 and HTTP/2 transport both the token
+// fetches and the sends use. roots nil trusts the system roots.
+func newBaseTransport(roots *x509.CertPool) *http.Transport {
+	return &http.Transport{
+		Proxy:             http.ProxyFromEnvironment,
+		DialContext:       (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2: true,
+		TLSClientConfig: &tls.Config{
+			RootCAs:    roots,
+			MinVersion: tls.VersionTLS12,
+		},
+		TLSHandshakeTimeout: dialTimeout,
+		// Only used where HTTP/2 is not: HTTP/2 multiplexes one connection.
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}
+
+// caPool reads a PEM bundle; "" is the system roots (nil).
+func caPool(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := readFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file %s: %w", file, err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificates in it", file)
+	}
+	return p, nil
+}
+
+// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// readFile is os.ReadFile with the path left out of its errors, since the
+// callers name the file already.
+func readFile(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return nil, pe.Err
+	}
+	return b, err
+}
