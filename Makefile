@@ -1,20 +1,30 @@
 GO ?= go
 
-.PHONY: all test vet demo pushsim bench bench-pushsim
+.PHONY: all test vet demo pushsim-demo pushsim bench bench-pushsim
 
 all: test
 
-# vet plus every test, race detector on; integration tests included.
+# vet plus every test, race detector on; integration tests included (they
+# need Redis and PostgreSQL: scripts/ensure-redis.sh and ensure-postgres.sh
+# install and start them on a fresh machine).
 test: vet
+	bash scripts/ensure-redis.sh
+	bash scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 ./...
 
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-# The demo of what exists today: the provider simulators answering the real
-# APNs and FCM clients.
+# pushd against the provider simulators: Redis (installed and started when
+# missing), pushsim and pushd serve on SQLite, devices, mutes and a message,
+# and what became of each recipient.
 demo:
+	bash scripts/ensure-redis.sh
+	$(GO) run ./scripts/demo
+
+# The simulators alone answering the real APNs and FCM clients.
+pushsim-demo:
 	$(GO) run ./cmd/pushsim demo
 
 # The simulators, standalone, until Ctrl-C.

@@ -77,6 +77,16 @@ func EmptyPostgres(t testing.TB) *storage.DB {
 
 func postgresDB(t testing.TB, migrate bool) *storage.DB {
 	t.Helper()
+	db := open(t, storage.Config{Driver: "postgres", DSN: PostgresSchemaDSN(t)}, migrate)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// PostgresSchemaDSN creates an empty schema of the test's own, dropped when
+// the test ends, and returns a DSN confined to it, for tests that hand a
+// DSN to pushd itself. Unreachable servers skip the test, or fail it in CI.
+func PostgresSchemaDSN(t testing.TB) string {
+	t.Helper()
 	dsn := PostgresDSN()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -100,10 +110,7 @@ func postgresDB(t testing.TB, migrate bool) *storage.DB {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-
-	db := open(t, storage.Config{Driver: "postgres", DSN: withSearchPath(dsn, schema)}, migrate)
-	t.Cleanup(func() { db.Close() })
-	return db
+	return withSearchPath(dsn, schema)
 }
 
 func open(t testing.TB, cfg storage.Config, migrate bool) *storage.DB {

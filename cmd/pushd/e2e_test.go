@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+	"github.com/pushd/pushd/internal/storage/storagetest"
+)
+
+// The end-to-end tests run the real pushd (config file, fx wiring, HTTP API,
+// asynq workers on a real Redis, SQLite or PostgreSQL) against pushsim, and
+// check what reached the simulated devices through pushsim's control API.
+
+const (
+	e2eTopic   = "com.example.chat"
+	e2eProject = "e2e-project"
+	e2eToken   = "e2e-api-token-0123456789"
+	// e2eRedisDB keeps these tests' tasks apart from other packages' (pushjob
+	// uses 14).
+	e2eRedisDB = 13
+)
+
+func redisAddr() string {
+	if a := os.Getenv("PUSHD_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// needRedis flushes the tests' Redis database, or skips (fails in CI) when
+// there is no Redis.
+func needRedis(t *testing.T) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: redisAddr(), DB: e2eRedisDB})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		if ci := os.Getenv("CI"); strings.EqualFold(ci, "true") || ci == "1" {
+			t.Fatalf("Redis at %s is required in CI: %v", redisAddr(), err)
+		}
+		t.Skipf("Redis at %s unreachable (set PUSHD_REDIS_ADDR): %v", redisAddr(), err)
+	}
+}
+
+type e2e struct {
+	t    *testing.T
+	sim  *pushsim.Sim
+	base string
+	hc   *http.Client
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startPushd writes credentials and a config file for sim, runs
+// `pushd serve` in-process until the test ends, and waits for /readyz.
+func startPushd(t *testing.T, sim *pushsim.Sim, database string) *e2e {
+	t.Helper()
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs", "default")
+	os.MkdirAll(certs, 0o700)
+	key, err := sim.NewAPNsKey("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, _ := key.P8()
+	write(t, filepath.Join(certs, "AuthKey_"+key.KeyID+".p8"), p8)
+	sa, err := sim.NewServiceAccount(e2eProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saJSON, _ := sa.JSON(sim.TokenURL())
+	write(t, filepath.Join(certs, "fcm-service-account.json"), saJSON)
+	write(t, filepath.Join(certs, "pushsim-ca.pem"), sim.CA().CertPEM())
+
+	listen := freeAddr(t)
+	cfg := fmt.Sprintf(`listen: %s
+api_tokens: [%s]
+redis: {addr: %q, db: %d}
+database: %s
+worker: {concurrency: 4, shutdown_timeout: 5s}
+apps:
+  - id: default
+    apns:
+      key_file: certs/default/AuthKey_%s.p8
+      key_id: %s
+      team_id: %s
+      topic: %s
+      production_url: %s
+      development_url: %s
+      ca_file: certs/default/pushsim-ca.pem
+    fcm:
+      credentials_file: certs/default/fcm-service-account.json
+      endpoint: %s
+      ca_file: certs/default/pushsim-ca.pem
+    defaults:
+      title: "${fromClientId}"
+      body: "New message in ${convId}"
+`, listen, e2eToken, redisAddr(), e2eRedisDB, database, key.KeyID, key.KeyID, key.TeamID, e2eTopic,
+		sim.APNsURL(pushsim.Production), sim.APNsURL(pushsim.Development), sim.FCMEndpoint())
+	cfgPath := filepath.Join(dir, "pushd.yaml")
+	write(t, cfgPath, []byte(cfg))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr bytes.Buffer
+	var mu sync.Mutex
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfgPath}, io.Discard, &lockedWriter{&mu, &stderr})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				mu.Lock()
+				t.Errorf("pushd serve exited %d:\n%s", code, stderr.String())
+				mu.Unlock()
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("pushd serve did not stop within 30s of SIGTERM")
+		}
+	})
+	e := &e2e{t: t, sim: sim, base: "http://" + listen, hc: &http.Client{Timeout: 10 * time.Second}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := e.hc.Get(e.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return e
+			}
+		}
+		select {
+		case code := <-done:
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("pushd serve exited %d before it was ready:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("pushd not ready after 30s:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func write(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// call sends a JSON request with the API token and decodes the answer.
+func (e *e2e) call(method, path string, body any, out any) int {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (e *e2e) register(id, client, provider, token, env string) {
+	e.t.Helper()
+	body := map[string]any{"client_id": client, "provider": provider, "token": token}
+	if env != "" {
+		body["apns_env"] = env
+	}
+	var got map[string]any
+	if st := e.call("PUT", "/v1/installations/"+id, body, &got); st != 200 {
+		e.t.Fatalf("register %s: %d %v", id, st, got)
+	}
+}
+
+type traceRow struct {
+	InstallationID string `json:"installation_id"`
+	ClientID       string `json:"client_id"`
+	Outcome        string `json:"outcome"`
+	Reason         string `json:"reason"`
+}
+
+// waitTrace polls the message's trace until want rows are there.
+func (e *e2e) waitTrace(messageID string, want int) map[string]string {
+	e.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		var tr struct {
+			Deliveries []traceRow `json:"deliveries"`
+		}
+		e.call("GET", "/v1/messages/"+messageID, nil, &tr)
+		if len(tr.Deliveries) >= want || time.Now().After(deadline) {
+			out := make(map[string]string)
+			for _, d := range tr.Deliveries {
+				k := d.ClientID
+				if d.InstallationID != "" {
+					k += "/" + d.InstallationID
+				}
+				out[k] = d.Outcome
+			}
+			if len(tr.Deliveries) < want {
+				e.t.Fatalf("trace of %s after 45s: %v, want %d rows", messageID, out, want)
+			}
+			return out
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	needRedis(t)
+	for _, db := range []struct {
+		name     string
+		database func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string {
+			return fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db"))
+		}},
+		{"postgres", func(t *testing.T) string {
+			return fmt.Sprintf("{driver: postgres, dsn: %q}", storagetest.PostgresSchemaDSN(t))
+		}},
+	} {
+		t.Run(db.name, func(t *testing.T) {
+			needRedis(t)
+			sim := pushsimtest.Start(t, pushsim.Config{})
+			e := startPushd(t, sim, db.database(t))
+			endToEnd(t, e)
+		})
+	}
+}
+
+func endToEnd(t *testing.T, e *e2e) {
+	m := e.sim.Minter()
+	prod := m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic, 1)
+	dev := m.APNs(pushsim.FateValid, pushsim.Development, e2eTopic, 2)
+	muted := m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic, 3)
+	dead := m.APNs(pushsim.FateUnregistered, pushsim.Production, e2eTopic, 4)
+	android := m.FCM(pushsim.FateValid, e2eProject, 1)
+	mentioned := m.FCM(pushsim.FateValid, e2eProject, 2)
+
+	e.register("iphone-alice", "alice", "apns", prod, "production")
+	e.register("iphone-bob", "bob", "apns", dev, "development")
+	e.register("android-carol", "carol", "fcm", android, "")
+	e.register("iphone-dave", "dave", "apns", muted, "production")
+	e.register("android-erin", "erin", "fcm", mentioned, "")
+	e.register("iphone-hank", "hank", "apns", dead, "production")
+	// gina has no device.
+
+	if st := e.call("PUT", "/v1/mutes/dave/conv-1", map[string]any{}, nil); st != 200 {
+		t.Fatalf("mute dave: %d", st)
+	}
+	if st := e.call("PUT", "/v1/mutes/erin/conv-1", map[string]any{"allow_mentions": true}, nil); st != 200 {
+		t.Fatalf("mute erin: %d", st)
+	}
+
+	job := map[string]any{
+		"message_id": "msg-1", "conversation_id": "conv-1", "from_client_id": "zoe",
+		"recipients": []string{"alice", "bob", "carol", "dave", "erin", "gina", "hank"},
+		"mentions":   []string{"erin"},
+	}
+	var accepted map[string]string
+	if st := e.call("POST", "/v1/push", job, &accepted); st != 202 || accepted["task_id"] == "" {
+		t.Fatalf("POST /v1/push: %d %v", st, accepted)
+	}
+	got := e.waitTrace("msg-1", 7)
+	want := map[string]string{
+		"alice/iphone-alice": "delivered", "bob/iphone-bob": "delivered", "carol/android-carol": "delivered",
+		"erin/android-erin": "delivered", "hank/iphone-hank": "invalid_token", "dave": "muted", "gina": "no_device",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("trace %s = %q, want %q (trace %v)", k, got[k], v, got)
+		}
+	}
+
+	// What reached the simulated devices.
+	for tok, listener := range map[string]string{prod: "apns-production", dev: "apns-development", android: "fcm", mentioned: "fcm"} {
+		rc, ok := e.sim.Receipt(tok)
+		if !ok || rc.Count != 1 || rc.Listener != listener {
+			t.Errorf("receipt of %s…: %+v %v, want one push at %s", tok[:12], rc, ok, listener)
+		}
+	}
+	for _, tok := range []string{muted, dead} {
+		if _, ok := e.sim.Receipt(tok); ok {
+			t.Errorf("token %s… received a push", tok[:12])
+		}
+	}
+	rc, _ := e.sim.Receipt(prod)
+	var aps struct {
+		APS struct {
+			Alert    struct{ Title, Body string } `json:"alert"`
+			ThreadID string                       `json:"thread-id"`
+		} `json:"aps"`
+	}
+	if err := json.Unmarshal(rc.Payload, &aps); err != nil || aps.APS.Alert.Title != "zoe" || aps.APS.Alert.Body != "New message in conv-1" || aps.APS.ThreadID != "conv-1" {
+		t.Errorf("APNs payload %s: want title zoe, body from the template, thread-id conv-1", rc.Payload)
+	}
+	if rc.Headers["apns-collapse-id"] != "msg-1" || rc.Headers["apns-topic"] != e2eTopic {
+		t.Errorf("APNs headers %v: want collapse id msg-1 and topic %s", rc.Headers, e2eTopic)
+	}
+	fc, _ := e.sim.Receipt(android)
+	var msg struct {
+		Notification struct{ Title, Body string } `json:"notification"`
+		Android      struct {
+			CollapseKey string `json:"collapse_key"`
+			Priority    string `json:"priority"`
+		} `json:"android"`
+	}
+	if err := json.Unmarshal(fc.Payload, &msg); err != nil || msg.Notification.Title != "zoe" || msg.Android.CollapseKey != "conv-1" {
+		t.Errorf("FCM message %s: want title zoe and collapse key conv-1", fc.Payload)
+	}
+
+	// The dead token is marked invalid in the registry.
+	var list struct {
+		Installations []struct {
+			ID            string `json:"installation_id"`
+			Valid         bool   `json:"valid"`
+			InvalidReason string `json:"invalid_reason"`
+		} `json:"installations"`
+	}
+	e.call("GET", "/v1/installations?client_id=hank", nil, &list)
+	if len(list.Installations) != 1 || list.Installations[0].Valid || list.Installations[0].InvalidReason != "Unregistered" {
+		t.Errorf("hank's installations: %+v, want one, invalid for Unregistered", list.Installations)
+	}
+
+	// The same message again is refused; a forced message reaches dave.
+	if st := e.call("POST", "/v1/push", job, nil); st != 409 {
+		t.Errorf("same message again: %d, want 409", st)
+	}
+	forced := map[string]any{"message_id": "msg-2", "conversation_id": "conv-1", "recipients": []string{"dave"}, "force": true}
+	if st := e.call("POST", "/v1/push", forced, nil); st != 202 {
+		t.Fatalf("forced push: %d", st)
+	}
+	if got := e.waitTrace("msg-2", 1); got["dave/iphone-dave"] != "delivered" {
+		t.Errorf("forced push trace %v, want dave delivered", got)
+	}
+	if rc, ok := e.sim.Receipt(muted); !ok || rc.Count != 1 {
+		t.Errorf("forced push receipt %+v %v, want one", rc, ok)
+	}
+}
+
+// A retry re-sends only to the devices that have not accepted the message:
+// pushsim answers 503 for some devices a few times, and in the end every
+// device has the message exactly once.
+func TestRetryDeliversExactlyOnce(t *testing.T) {
+	needRedis(t)
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	e := startPushd(t, sim, fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db")))
+	m := sim.Minter()
+	var recipients, flaky, tokens []string
+	for i := range 10 {
+		client := fmt.Sprintf("user-%d", i)
+		recipients = append(recipients, client)
+		var tok string
+		if i%2 == 0 {
+			tok = m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic, uint64(i))
+			e.register("dev-"+client, client, "apns", tok, "production")
+		} else {
+			tok = m.FCM(pushsim.FateValid, e2eProject, uint64(i))
+			e.register("dev-"+client, client, "fcm", tok, "")
+		}
+		tokens = append(tokens, tok)
+		if i < 4 {
+			flaky = append(flaky, tok)
+		}
+	}
+	// Four devices fail twice each (the FCM SDK retries 503 inside one
+	// send, so its devices see more attempts than pushd makes).
+	if _, err := sim.AddFault(pushsim.Fault{Kind: pushsim.FaultUnavailable, Tokens: flaky, Limit: 12, RetryAfter: 1}); err != nil {
+		t.Fatal(err)
+	}
+	job := map[string]any{"message_id": "retry-1", "conversation_id": "conv-r", "recipients": recipients}
+	if st := e.call("POST", "/v1/push", job, nil); st != 202 {
+		t.Fatalf("push: %d", st)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		delivered := 0
+		for _, tok := range tokens {
+			if _, ok := sim.Receipt(tok); ok {
+				delivered++
+			}
+		}
+		if delivered == len(tokens) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i, tok := range tokens {
+		rc, ok := sim.Receipt(tok)
+		if !ok || rc.Count != 1 {
+			t.Errorf("device %d: receipt %+v %v, want exactly one push", i, rc, ok)
+		}
+	}
+	if n := sim.Total("", 503, ""); n == 0 {
+		t.Error("the fault never struck: the test proved nothing")
+	}
+	got := e.waitTrace("retry-1", 10)
+	for _, c := range recipients {
+		if got[c+"/dev-"+c] != "delivered" {
+			t.Errorf("trace %s: %q, want delivered", c, got[c+"/dev-"+c])
+		}
+	}
+}

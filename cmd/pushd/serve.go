@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/pushd/pushd/internal/api"
+	"github.com/pushd/pushd/internal/apns"
+	"github.com/pushd/pushd/internal/config"
+	"github.com/pushd/pushd/internal/dispatch"
+	"github.com/pushd/pushd/internal/fcm"
+	"github.com/pushd/pushd/internal/installations"
+	"github.com/pushd/pushd/internal/mute"
+	"github.com/pushd/pushd/internal/stats"
+	"github.com/pushd/pushd/internal/storage"
+	"github.com/pushd/pushd/pushjob"
+)
+
+func configFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("PUSHD_CONFIG")
+	if def == "" {
+		def = "pushd.yaml"
+	}
+	return fs.String("config", def, "configuration `file` (env PUSHD_CONFIG); see pushd.example.yaml")
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func serveCommand() command {
+	return command{
+		name:  "serve",
+		args:  "[--config FILE]",
+		short: "run the HTTP API and the push workers",
+		long: `
+Serve migrates the database, then runs the HTTP API and the Asynq workers
+until SIGINT or SIGTERM, when it stops taking jobs and waits up to
+worker.shutdown_timeout for the jobs in flight.`,
+		flags: func(fs *flag.FlagSet) func(context.Context, io.Writer) error {
+			path := configFlag(fs)
+			return func(ctx context.Context, out io.Writer) error {
+				cfg, err := loadConfig(*path)
+				if err != nil {
+					return err
+				}
+				// Credentials are read at start, so that a wrong path is an
+				// operator's message now rather than failed pushes later.
+				if err := cfg.CheckFiles(); err != nil {
+					return err
+				}
+				log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+				app := fx.New(
+					fx.Supply(cfg, log),
+					fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
+					fx.Provide(
+						openDB, newCounters,
+						installations.NewStore, installations.NewDeliveries, mute.NewStore,
+						newAPNs, newFCM, newPipeline, newRedis, newEnqueuer,
+						newAPI,
+					),
+					fx.Invoke(startWorkers, startHTTP),
+				)
+				if err := app.Err(); err != nil {
+					return err
+				}
+				startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				if err := app.Start(startCtx); err != nil {
+					return err
+				}
+				log.Info("pushd serving", "listen", cfg.Listen, "apps", len(cfg.Apps), "database", cfg.DatabaseDriver())
+				select {
+				case <-ctx.Done():
+				case sig := <-app.Done():
+					log.Info("signal", "signal", sig.String())
+				}
+				log.Info("pushd stopping: draining jobs in flight", "timeout", cfg.Worker.ShutdownTimeout)
+				stopCtx, cancel2 := context.WithTimeout(context.Background(), cfg.Worker.ShutdownTimeout+10*time.Second)
+				defer cancel2()
+				return app.Stop(stopCtx)
+			}
+		},
+	}
+}
+
+func storageConfig(cfg *config.Config) storage.Config {
+	return storage.Config{Driver: cfg.DatabaseDriver(), Path: cfg.Database.Path, DSN: cfg.Database.DSN}
+}
+
+func openDB(lc fx.Lifecycle, cfg *config.Config) (*storage.DB, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := storage.Open(ctx, storageConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	lc.Append(fx.StopHook(db.Close))
+	return db, nil
+}
+
+func newCounters() *stats.Counters { return new(stats.Counters) }
+
+func newAPNs(lc fx.Lifecycle, cfg *config.Config) (*apns.Sender, error) {
+	var apps []apns.AppConfig
+	for _, a := range cfg.Apps {
+		if a.APNs == nil {
+			continue
+		}
+		apps = append(apps, apns.AppConfig{
+			AppID: a.ID, KeyFile: a.APNs.KeyFile, KeyID: a.APNs.KeyID, TeamID: a.APNs.TeamID, Topic: a.APNs.Topic,
+			ProductionURL: a.APNs.ProductionURL, DevelopmentURL: a.APNs.DevelopmentURL, CAFile: a.APNs.CAFile,
+		})
+	}
+	s, err := apns.New(apns.Config{Apps: apps})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(s.Close))
+	return s, nil
+}
+
+func newFCM(lc fx.Lifecycle, cfg *config.Config) (*fcm.Sender, error) {
+	var apps []fcm.AppConfig
+	for _, a := range cfg.Apps {
+		if a.FCM == nil {
+			continue
+		}
+		apps = append(apps, fcm.AppConfig{
+			AppID: a.ID, CredentialsFile: a.FCM.CredentialsFile, ProjectID: a.FCM.ProjectID, Endpoint: a.FCM.Endpoint, CAFile: a.FCM.CAFile,
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := fcm.New(ctx, fcm.Config{Apps: apps})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(s.Close))
+	return s, nil
+}
+
+func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *installations.Store, del *installations.Deliveries,
+	a *apns.Sender, f *fcm.Sender, c *stats.Counters) (*dispatch.Pipeline, error) {
+	apps := make(map[string]dispatch.App, len(cfg.Apps))
+	for _, app := range cfg.Apps {
+		apps[app.ID] = dispatch.App{ID: app.ID, Defaults: app.Defaults}
+	}
+	return dispatch.New(dispatch.Config{
+		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, APNs: a, FCM: f, Observer: c, Logger: log,
+	})
+}
+
+func redisOpt(cfg *config.Config) asynq.RedisClientOpt {
+	return asynq.RedisClientOpt{Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: cfg.Redis.Password}
+}
+
+func newRedis(lc fx.Lifecycle, cfg *config.Config) *asynq.Client {
+	c := asynq.NewClient(redisOpt(cfg))
+	lc.Append(fx.StopHook(c.Close))
+	return c
+}
+
+func newEnqueuer(c *asynq.Client) *pushjob.Enqueuer { return pushjob.NewEnqueuer(c) }
+
+func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *dispatch.Pipeline, c *stats.Counters) {
+	w := dispatch.NewWorker(p, log)
+	w.Rejected = c.JobRejected
+	srv := asynq.NewServer(redisOpt(cfg), asynq.Config{
+		Concurrency:     cfg.Worker.Concurrency,
+		Queues:          cfg.Worker.Queues,
+		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		RetryDelayFunc:  dispatch.RetryDelay,
+		IsFailure:       dispatch.IsFailure,
+		Logger:          asynqLogger{log},
+		LogLevel:        asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			var re *dispatch.RetryError
+			if errors.As(err, &re) {
+				return // the worker logged the attempt's outcomes
+			}
+			log.Warn("job failed", "type", t.Type(), "err", err)
+		}),
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(pushjob.TaskType, w)
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error { return srv.Start(mux) },
+		OnStop: func(context.Context) error {
+			// Shutdown stops fetching and waits for jobs in flight.
+			srv.Shutdown()
+			return nil
+		},
+	})
+}
+
+func newAPI(cfg *config.Config, log *slog.Logger, reg *installations.Store, ms *mute.Store, enq *pushjob.Enqueuer,
+	del *installations.Deliveries, db *storage.DB, rc *asynq.Client) (*api.Handler, error) {
+	apps := make([]string, len(cfg.Apps))
+	for i, a := range cfg.Apps {
+		apps[i] = a.ID
+	}
+	return api.New(api.Config{
+		Tokens: cfg.APITokens, Apps: apps, Installations: reg, Mutes: ms, Enqueuer: enq, Traces: del, Logger: log,
+		Ready: []api.Check{
+			{Name: "database", Check: db.PingContext},
+			{Name: "redis", Check: func(ctx context.Context) error { return rc.Ping() }},
+		},
+	})
+}
+
+func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Handler, c *stats.Counters) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", c.Handler())
+	mux.Handle("/", h)
+	srv := &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+			}
+			go func() {
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					log.Error("http", "err", err)
+				}
+			}()
+			return nil
+		},
+		OnStop: srv.Shutdown,
+	})
+}
+
+// asynqLogger sends asynq's own log lines to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }

@@ -1,0 +1,462 @@
+// Package dispatch is the pipeline that turns one "recipients offline" job
+// into pushes: mute filter, installation lookup, content, routing to APNs or
+// FCM, classification, and recording. Every stage works on the whole job at
+// once: one query for mutes, one for installations, sends in parallel.
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"firebase.google.com/go/v4/messaging"
+
+	"github.com/pushd/pushd/internal/apns"
+	"github.com/pushd/pushd/internal/content"
+	"github.com/pushd/pushd/internal/fcm"
+	"github.com/pushd/pushd/internal/installations"
+	"github.com/pushd/pushd/internal/mute"
+	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/pushjob"
+)
+
+// Mutes reports the active mutes of a conversation's recipients.
+type Mutes interface {
+	Active(ctx context.Context, app, conv string, clients []string, now time.Time) (map[string]mute.Mute, error)
+}
+
+// Registry is the device registry as the pipeline uses it.
+type Registry interface {
+	ValidForClients(ctx context.Context, app string, clients []string) ([]installations.Installation, error)
+	MarkInvalid(ctx context.Context, app, provider, token, reason string, at time.Time) (int64, error)
+	IncrementBadges(ctx context.Context, app string, ids []string) (map[string]int, error)
+}
+
+// Deliveries is the per-message record that keeps a retry from pushing a
+// device twice.
+type Deliveries interface {
+	Delivered(ctx context.Context, app, messageID string, installationIDs []string) (map[string]bool, error)
+	Record(ctx context.Context, app, messageID string, rows []installations.Delivery) error
+}
+
+// APNs sends one push to Apple.
+type APNs interface {
+	Send(ctx context.Context, appID string, r apns.Request) apns.Result
+}
+
+// FCM sends one message to Firebase.
+type FCM interface {
+	Send(ctx context.Context, appID string, m *messaging.Message) fcm.Result
+}
+
+// App is what the pipeline needs of a configured app.
+type App struct {
+	ID       string
+	Defaults content.Defaults
+}
+
+// Observer learns every outcome, for metrics.
+type Observer interface {
+	Observe(app string, o outcome.Outcome, n int)
+}
+
+// Config wires a Pipeline.
+type Config struct {
+	Apps       map[string]App
+	Mutes      Mutes
+	Registry   Registry
+	Deliveries Deliveries
+	APNs       APNs
+	FCM        FCM
+	Observer   Observer
+	Logger     *slog.Logger
+	// Parallel bounds the sends in flight for one job; zero is 256.
+	Parallel int
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Pipeline processes jobs.
+type Pipeline struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	switch {
+	case cfg.Mutes == nil, cfg.Registry == nil, cfg.Deliveries == nil:
+		return nil, errors.New("dispatch: mutes, registry and deliveries are required")
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 256
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pipeline{cfg: cfg, log: log}, nil
+}
+
+// RecipientResult is what became of one recipient: an outcome per device,
+// or one outcome for a recipient who was muted or had no device.
+type RecipientResult struct {
+	ClientID string
+	Devices  []DeviceResult
+	// Outcome is set when no device was tried: muted, no_device, expired.
+	Outcome outcome.Outcome
+}
+
+// DeviceResult is what became of one push to one device.
+type DeviceResult struct {
+	InstallationID string
+	Provider       string
+	APNsEnv        string
+	Outcome        outcome.Outcome
+	// Reason is the provider's reason or error code, when it gave one.
+	Reason string
+}
+
+// Report is what a job's attempt did.
+type Report struct {
+	Recipients []RecipientResult
+	// RetryAfter is the longest Retry-After a provider asked for, when some
+	// devices are to be retried.
+	RetryAfter time.Duration
+}
+
+// Pending reports how many devices are left for a retry.
+func (r *Report) Pending() int {
+	n := 0
+	for _, rr := range r.Recipients {
+		for _, d := range rr.Devices {
+			if d.Outcome == outcome.Retrying {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// ErrUnknownApp is returned for a job naming an app that is not configured.
+var ErrUnknownApp = errors.New("unknown app")
+
+// Process runs one attempt of job. firstAttempt says whether badges may be
+// incremented: on a retry the stored badge already counts this message.
+func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bool) (*Report, error) {
+	now := p.cfg.Now()
+	app, ok := p.cfg.Apps[job.AppID]
+	if !ok {
+		return nil, fmt.Errorf("dispatch: app %q: %w", job.AppID, ErrUnknownApp)
+	}
+	rep := &Report{Recipients: make([]RecipientResult, 0, len(job.Recipients))}
+	byClient := make(map[string]*RecipientResult, len(job.Recipients))
+	for _, c := range job.Recipients {
+		rep.Recipients = append(rep.Recipients, RecipientResult{ClientID: c})
+	}
+	for i := range rep.Recipients {
+		byClient[rep.Recipients[i].ClientID] = &rep.Recipients[i]
+	}
+	if exp := job.Expiry(); !exp.IsZero() && !now.Before(exp) {
+		for i := range rep.Recipients {
+			rep.Recipients[i].Outcome = outcome.Expired
+		}
+		p.observe(job.AppID, outcome.Expired, len(rep.Recipients))
+		return rep, p.recordRecipients(ctx, job, rep, now)
+	}
+
+	active, err := p.cfg.Mutes.Active(ctx, job.AppID, job.ConversationID, job.Recipients, now)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: mutes: %w", err)
+	}
+	keep, dropped := mute.Decide(job.Recipients, active, job.Mentions, job.MentionAll, job.Force)
+	for c := range dropped {
+		byClient[c].Outcome = outcome.Muted
+	}
+	p.observe(job.AppID, outcome.Muted, len(dropped))
+
+	devices, err := p.cfg.Registry.ValidForClients(ctx, job.AppID, keep)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: installations: %w", err)
+	}
+	withDevice := make(map[string]bool, len(devices))
+	for _, d := range devices {
+		withDevice[d.ClientID] = true
+	}
+	noDevice := 0
+	for _, c := range keep {
+		if !withDevice[c] {
+			byClient[c].Outcome = outcome.NoDevice
+			noDevice++
+		}
+	}
+	p.observe(job.AppID, outcome.NoDevice, noDevice)
+	if err := p.recordRecipients(ctx, job, rep, now); err != nil {
+		return nil, err
+	}
+	if len(devices) == 0 {
+		return rep, nil
+	}
+
+	ids := make([]string, len(devices))
+	for i, d := range devices {
+		ids[i] = d.ID
+	}
+	done, err := p.cfg.Deliveries.Delivered(ctx, job.AppID, job.MessageID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: deliveries: %w", err)
+	}
+	pending := devices[:0:0]
+	for _, d := range devices {
+		if done[d.ID] {
+			// Accepted on an earlier attempt: never push it twice.
+			byClient[d.ClientID].Devices = append(byClient[d.ClientID].Devices, DeviceResult{
+				InstallationID: d.ID, Provider: string(d.Provider), APNsEnv: d.APNsEnv, Outcome: outcome.Delivered, Reason: "earlier attempt",
+			})
+			continue
+		}
+		pending = append(pending, d)
+	}
+
+	resolved := content.Resolve(app.Defaults, job)
+	badges, err := p.badges(ctx, job, resolved, pending, firstAttempt)
+	if err != nil {
+		return nil, err
+	}
+
+	results := p.sendAll(ctx, job, newPayloads(resolved, job, now), pending, badges)
+
+	// The pushes are out: what the providers said must be recorded even
+	// when the attempt's context has ended (asynq's timeout, shutdown), or
+	// the retry would push the devices that accepted the message again.
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	var records []installations.Delivery
+	var errs []error
+	for i, d := range pending {
+		res := results[i]
+		byClient[d.ClientID].Devices = append(byClient[d.ClientID].Devices, res.DeviceResult)
+		p.observe(job.AppID, res.Outcome, 1)
+		if res.Outcome == outcome.Retrying && res.retryAfter > rep.RetryAfter {
+			rep.RetryAfter = res.retryAfter
+		}
+		if res.Outcome == outcome.InvalidToken {
+			if _, err := p.cfg.Registry.MarkInvalid(bg, job.AppID, string(d.Provider), d.Token, res.Reason, now); err != nil {
+				// Left unrecorded, so the retry tries the token, and
+				// marking it, again; the other devices' records still
+				// go in.
+				errs = append(errs, fmt.Errorf("dispatch: mark invalid: %w", err))
+				continue
+			}
+		}
+		if res.Outcome.Final() {
+			records = append(records, installations.Delivery{
+				InstallationID: d.ID, ClientID: d.ClientID, Outcome: string(res.Outcome), Reason: res.Reason, ProviderID: res.providerID, At: now,
+			})
+		}
+	}
+	if len(records) > 0 {
+		if err := p.cfg.Deliveries.Record(bg, job.AppID, job.MessageID, records); err != nil {
+			errs = append(errs, fmt.Errorf("dispatch: record deliveries: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return rep, nil
+}
+
+// recordTimeout bounds the bookkeeping after the sends, which runs on even
+// when the attempt's context has ended.
+const recordTimeout = 30 * time.Second
+
+// recordRecipients keeps the outcomes of recipients no device was tried
+// for (muted, no device, expired) in the message's trace, so an operator
+// can read why someone got nothing.
+func (p *Pipeline) recordRecipients(ctx context.Context, job pushjob.Job, rep *Report, now time.Time) error {
+	var rows []installations.Delivery
+	for _, r := range rep.Recipients {
+		if r.Outcome != "" {
+			rows = append(rows, installations.Delivery{ClientID: r.ClientID, Outcome: string(r.Outcome), At: now})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := p.cfg.Deliveries.Record(ctx, job.AppID, job.MessageID, rows); err != nil {
+		return fmt.Errorf("dispatch: record recipients: %w", err)
+	}
+	return nil
+}
+
+// RecordFailed turns the devices still to retry into failed: retries are
+// exhausted. They are kept in the trace and counted.
+func (p *Pipeline) RecordFailed(ctx context.Context, job pushjob.Job, rep *Report) error {
+	now := p.cfg.Now()
+	var rows []installations.Delivery
+	for i := range rep.Recipients {
+		r := &rep.Recipients[i]
+		for j := range r.Devices {
+			d := &r.Devices[j]
+			if d.Outcome != outcome.Retrying {
+				continue
+			}
+			d.Outcome = outcome.Failed
+			rows = append(rows, installations.Delivery{InstallationID: d.InstallationID, ClientID: r.ClientID, Outcome: string(outcome.Failed), Reason: d.Reason, At: now})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	p.observe(job.AppID, outcome.Failed, len(rows))
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := p.cfg.Deliveries.Record(bg, job.AppID, job.MessageID, rows); err != nil {
+		return fmt.Errorf("dispatch: record failed: %w", err)
+	}
+	return nil
+}
+
+func (p *Pipeline) observe(app string, o outcome.Outcome, n int) {
+	if p.cfg.Observer != nil && n > 0 {
+		p.cfg.Observer.Observe(app, o, n)
+	}
+}
+
+// badges returns the badge number to send to each pending device that gets
+// one. "Increment" bumps the stored badge once per message: on a retry the
+// stored number already counts it.
+func (p *Pipeline) badges(ctx context.Context, job pushjob.Job, r content.Resolved, pending []installations.Installation, firstAttempt bool) (map[string]int, error) {
+	out := make(map[string]int)
+	var bump []string
+	for _, d := range pending {
+		b := r.Android.Badge
+		if d.Provider == installations.APNs {
+			b = r.IOS.Badge
+		}
+		switch {
+		case b == nil:
+		case !b.Increment:
+			out[d.ID] = b.Value
+		case firstAttempt:
+			bump = append(bump, d.ID)
+		default:
+			out[d.ID] = d.Badge
+		}
+	}
+	if len(bump) == 0 {
+		return out, nil
+	}
+	got, err := p.cfg.Registry.IncrementBadges(ctx, job.AppID, bump)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: increment badges: %w", err)
+	}
+	for id, n := range got {
+		out[id] = n
+	}
+	return out, nil
+}
+
+type sendResult struct {
+	DeviceResult
+	retryAfter time.Duration
+	providerID string
+}
+
+// payloads are a job's provider payloads, encoded once for all its
+// devices; only the badge differs per device.
+type payloads struct {
+	apns    *content.APNsTemplate
+	apnsErr error
+	fcm     *content.FCMTemplate
+}
+
+func newPayloads(r content.Resolved, job pushjob.Job, now time.Time) *payloads {
+	t, err := content.NewAPNsTemplate(r.IOS, content.APNsMaxPayload)
+	return &payloads{apns: t, apnsErr: err, fcm: content.NewFCMTemplate(r.Android, job, now)}
+}
+
+// sendAll pushes to every pending device with at most Parallel in flight.
+func (p *Pipeline) sendAll(ctx context.Context, job pushjob.Job, pl *payloads, pending []installations.Installation, badges map[string]int) []sendResult {
+	results := make([]sendResult, len(pending))
+	sem := make(chan struct{}, p.cfg.Parallel)
+	var wg sync.WaitGroup
+	for i, d := range pending {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i] = p.send(ctx, job, pl, d, badges)
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d installations.Installation, badges map[string]int) sendResult {
+	res := sendResult{DeviceResult: DeviceResult{InstallationID: d.ID, Provider: string(d.Provider), APNsEnv: d.APNsEnv}}
+	var badge *int
+	if b, ok := badges[d.ID]; ok {
+		badge = &b
+	}
+	switch d.Provider {
+	case installations.APNs:
+		if p.cfg.APNs == nil {
+			res.Outcome = outcome.NoCredentials
+			return res
+		}
+		err := pl.apnsErr
+		var payload []byte
+		if err == nil {
+			payload, err = pl.apns.Payload(badge)
+		}
+		if err != nil {
+			res.Outcome, res.Reason = outcome.Rejected, err.Error()
+			return res
+		}
+		ar := p.cfg.APNs.Send(ctx, job.AppID, apns.Request{
+			Token:      d.Token,
+			Env:        d.APNsEnv,
+			Topic:      d.APNsTopic,
+			Expiration: job.Expiry(),
+			// A duplicate after a crash replaces the first on the device
+			// rather than stacking beside it.
+			CollapseID: collapseID(job.MessageID),
+			Payload:    payload,
+		})
+		res.Outcome, res.Reason, res.retryAfter, res.providerID = ar.Outcome, ar.Reason, ar.RetryAfter, ar.ApnsID
+		if res.Reason == "" && ar.Err != nil {
+			res.Reason = ar.Err.Error()
+		}
+	case installations.FCM:
+		if p.cfg.FCM == nil {
+			res.Outcome = outcome.NoCredentials
+			return res
+		}
+		fr := p.cfg.FCM.Send(ctx, job.AppID, pl.fcm.Message(d.Token, badge))
+		res.Outcome, res.Reason, res.retryAfter, res.providerID = fr.Outcome, fr.Code, fr.RetryAfter, fr.MessageName
+		if res.Reason == "" && fr.Err != nil {
+			res.Reason = fr.Err.Error()
+		}
+	default:
+		res.Outcome, res.Reason = outcome.Rejected, "unknown provider "+string(d.Provider)
+	}
+	return res
+}
+
+// collapseID fits the message id into apns-collapse-id's 64 bytes; longer
+// ids are hashed rather than cut, so two messages never share one.
+func collapseID(messageID string) string {
+	if len(messageID) <= 64 {
+		return messageID
+	}
+	sum := sha256.Sum256([]byte(messageID))
+	return hex.EncodeToString(sum[:])
+}

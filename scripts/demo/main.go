@@ -1,0 +1,434 @@
+// Demo runs pushd as an operator would, against the provider simulators:
+// it starts pushsim and `pushd serve` (SQLite, the embedded default) as
+// processes, registers devices and mutes through pushd's HTTP API as an IM
+// server would, enqueues messages, and prints what became of each
+// recipient. It exits 0 only when every recipient met the expected outcome.
+//
+// Run it with `make demo` (which first makes sure Redis is running).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pushd/pushd/internal/pushsim"
+)
+
+const (
+	appID   = "demo"
+	topic   = "com.example.chat"
+	project = "pushsim-demo"
+	seed    = "demo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	work := filepath.Join("data", "demo")
+	certs := filepath.Join("certs", appID)
+	if err := os.RemoveAll(work); err != nil {
+		return err
+	}
+	for _, d := range []string{filepath.Join(work, "bin"), certs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	step("building pushd and pushsim")
+	for _, b := range []string{"pushd", "pushsim"} {
+		if err := command(ctx, "go", "build", "-o", filepath.Join(work, "bin", b), "./cmd/"+b).Run(); err != nil {
+			return fmt.Errorf("go build ./cmd/%s: %w", b, err)
+		}
+	}
+
+	step("starting pushsim (APNs production and development gateways, FCM, OAuth2)")
+	simPorts := []string{freePort(), freePort(), freePort(), freePort()}
+	sim, err := start(filepath.Join(work, "pushsim.log"), nil, filepath.Join(work, "bin", "pushsim"), "serve",
+		"--dir", filepath.Join(work, "pushsim"), "--seed", seed, "--topic", topic, "--project", project,
+		"--default-fate", "malformed",
+		"--apns-production", simPorts[0], "--apns-development", simPorts[1], "--fcm", simPorts[2], "--control", simPorts[3])
+	if err != nil {
+		return err
+	}
+	defer sim.stop()
+	control := "http://" + simPorts[3]
+	if err := waitHTTP(ctx, control+"/healthz", nil, sim); err != nil {
+		return fmt.Errorf("pushsim: %w", err)
+	}
+
+	step("writing credentials to " + certs + "/ and the config to " + work + "/pushd.yaml")
+	keyID, teamID, err := copyCredentials(filepath.Join(work, "pushsim"), certs)
+	if err != nil {
+		return err
+	}
+	apiToken := randomHex(16)
+	listen := freePort()
+	cfg := fmt.Sprintf(`# Written by make demo: pushd against pushsim, SQLite beside Redis.
+listen: %s
+api_tokens: ["${PUSHD_DEMO_TOKEN}"]
+redis: {addr: %q, db: 12}
+database: {driver: sqlite, path: pushd.db}
+apps:
+  - id: %s
+    apns:
+      key_file: ../../%s/AuthKey_%s.p8
+      key_id: %s
+      team_id: %s
+      topic: %s
+      production_url: https://%s
+      development_url: https://%s
+      ca_file: ../../%s/pushsim-ca.pem
+    fcm:
+      credentials_file: ../../%s/fcm-service-account.json
+      endpoint: https://%s/v1
+      ca_file: ../../%s/pushsim-ca.pem
+    defaults:
+      title: "${fromClientId}"
+      body: "New message in ${convId}"
+`, listen, redisAddr(), appID, certs, keyID, keyID, teamID, topic, simPorts[0], simPorts[1], certs, certs, simPorts[2], certs)
+	cfgPath := filepath.Join(work, "pushd.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+
+	step("starting pushd serve (SQLite at " + work + "/pushd.db, Redis at " + redisAddr() + ")")
+	pushd, err := start(filepath.Join(work, "pushd.log"), []string{"PUSHD_DEMO_TOKEN=" + apiToken}, filepath.Join(work, "bin", "pushd"), "serve", "--config", cfgPath)
+	if err != nil {
+		return err
+	}
+	defer pushd.stop()
+	api := &client{base: "http://" + listen, token: apiToken}
+	if err := waitHTTP(ctx, api.base+"/readyz", nil, pushd); err != nil {
+		return fmt.Errorf("pushd: %w", err)
+	}
+
+	m := pushsim.NewMinter(seed)
+	type device struct{ id, client, provider, token, env, what string }
+	devices := []device{
+		{"ana-iphone", "ana", "apns", m.APNs(pushsim.FateValid, pushsim.Production, topic, 1), "production", "iPhone, App Store build"},
+		{"ben-iphone", "ben", "apns", m.APNs(pushsim.FateValid, pushsim.Development, topic, 2), "development", "iPhone, Xcode (development) build"},
+		{"cai-pixel", "cai", "fcm", m.FCM(pushsim.FateValid, project, 3), "", "Android phone"},
+		{"dan-iphone", "dan", "apns", m.APNs(pushsim.FateValid, pushsim.Production, topic, 4), "production", "iPhone; muted the conversation"},
+		{"eve-pixel", "eve", "fcm", m.FCM(pushsim.FateValid, project, 5), "", "Android phone; muted, but lets @-mentions through"},
+		{"gus-iphone", "gus", "apns", m.APNs(pushsim.FateUnregistered, pushsim.Production, topic, 6), "production", "iPhone whose app was deleted (dead token)"},
+	}
+	step("registering devices and mutes through the HTTP API")
+	for _, d := range devices {
+		body := map[string]any{"app_id": appID, "client_id": d.client, "provider": d.provider, "token": d.token}
+		if d.env != "" {
+			body["apns_env"] = d.env
+		}
+		if st, b := api.do(ctx, "PUT", "/v1/installations/"+d.id, body); st != 200 {
+			return fmt.Errorf("register %s: %d %s", d.id, st, b)
+		}
+	}
+	for _, mu := range []struct {
+		client        string
+		allowMentions bool
+	}{{"dan", false}, {"eve", true}} {
+		if st, b := api.do(ctx, "PUT", "/v1/mutes/"+mu.client+"/team-chat", map[string]any{"app_id": appID, "allow_mentions": mu.allowMentions}); st != 200 {
+			return fmt.Errorf("mute %s: %d %s", mu.client, st, b)
+		}
+	}
+
+	msgID := "demo-" + time.Now().UTC().Format("20060102T150405.000")
+	step("enqueueing message " + msgID + " from zoe to ana, ben, cai, dan, eve (@-mentioned), fay (no device), gus")
+	job := map[string]any{
+		"app_id": appID, "message_id": msgID, "conversation_id": "team-chat", "from_client_id": "zoe",
+		"recipients": []string{"ana", "ben", "cai", "dan", "eve", "fay", "gus"}, "mentions": []string{"eve"},
+	}
+	if st, b := api.do(ctx, "POST", "/v1/push", job); st != 202 {
+		return fmt.Errorf("POST /v1/push: %d %s", st, b)
+	}
+	if st, _ := api.do(ctx, "POST", "/v1/push", job); st != 409 {
+		return fmt.Errorf("the same message enqueued twice was not refused (status %d)", st)
+	}
+	trace, err := api.waitTrace(ctx, msgID, 7)
+	if err != nil {
+		return err
+	}
+
+	want := map[string]string{"ana": "delivered", "ben": "delivered", "cai": "delivered", "dan": "muted", "eve": "delivered", "fay": "no_device", "gus": "invalid_token"}
+	what := map[string]string{"fay": "no registered device"}
+	for _, d := range devices {
+		what[d.client] = d.what
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECIPIENT\tDEVICE\tOUTCOME\tPROVIDER SAID\tEXPECTED\t")
+	wrong := 0
+	for _, c := range []string{"ana", "ben", "cai", "dan", "eve", "fay", "gus"} {
+		row := trace[c]
+		mark := "ok"
+		if row.Outcome != want[c] {
+			mark, wrong = "UNEXPECTED (want "+want[c]+")", wrong+1
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", c, what[c], row.Outcome, row.Reason, mark)
+	}
+	tw.Flush()
+
+	// What the simulated devices received, from pushsim's control API.
+	ctl := pushsim.NewControl(control)
+	fmt.Println("\nAt the simulated devices (pushsim control API):")
+	for _, d := range devices {
+		rc, ok, err := ctl.Receipt(ctx, d.token)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fmt.Printf("  %-11s nothing\n", d.id)
+			continue
+		}
+		fmt.Printf("  %-11s %d push via %s: %s\n", d.id, rc.Count, rc.Listener, summarize(rc.Payload))
+	}
+	var reg struct {
+		Installations []struct {
+			Valid         bool   `json:"valid"`
+			InvalidReason string `json:"invalid_reason"`
+		} `json:"installations"`
+	}
+	st, b := api.do(ctx, "GET", "/v1/installations?app_id="+appID+"&client_id=gus", nil)
+	if st != 200 || json.Unmarshal(b, &reg) != nil || len(reg.Installations) != 1 {
+		return fmt.Errorf("read gus's installation: %d %s", st, b)
+	}
+	fmt.Printf("\nRegistry: gus's iPhone valid=%v (%s); later pushes skip it.\n", reg.Installations[0].Valid, reg.Installations[0].InvalidReason)
+	if reg.Installations[0].Valid {
+		wrong++
+	}
+	_, metrics := api.do(ctx, "GET", "/metrics", nil)
+	fmt.Println("\nDashboards (GET /metrics):")
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(line, "pushd_pushes_total") {
+			fmt.Println("  " + line)
+		}
+	}
+
+	step("stopping pushd (SIGTERM drains jobs in flight) and pushsim")
+	if err := pushd.stop(); err != nil {
+		return fmt.Errorf("pushd did not stop cleanly: %w (see %s)", err, pushd.logPath)
+	}
+	if wrong > 0 {
+		return fmt.Errorf("%d recipients met an unexpected outcome; logs in %s", wrong, work)
+	}
+	fmt.Println("\nEvery recipient met the expected outcome. Logs and state are in " + work + "/.")
+	return nil
+}
+
+func step(s string) { fmt.Println("==> " + s) }
+
+func redisAddr() string {
+	if a := os.Getenv("PUSHD_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, name, args...)
+	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	return c
+}
+
+// proc is a child process whose output goes to a log file.
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan error
+	stopped bool
+}
+
+func start(logPath string, env []string, name string, args ...string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: exec.Command(name, args...), logPath: logPath, exited: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.Env = append(os.Environ(), env...)
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		p.exited <- p.cmd.Wait()
+		f.Close()
+	}()
+	return p, nil
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() error {
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	if p.cmd.Process == nil {
+		return nil
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(40 * time.Second):
+		p.cmd.Process.Kill()
+		return errors.New("did not exit within 40s of SIGTERM")
+	}
+}
+
+func waitHTTP(ctx context.Context, url string, hdr http.Header, p *proc) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case err := <-p.exited:
+			log, _ := os.ReadFile(p.logPath)
+			return fmt.Errorf("exited (%v) before it was ready:\n%s", err, log)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	log, _ := os.ReadFile(p.logPath)
+	return fmt.Errorf("not ready after 60s:\n%s", log)
+}
+
+// copyCredentials puts pushsim's test credentials where an operator's would
+// go: the app's folder under certs/.
+func copyCredentials(simDir, certs string) (keyID, teamID string, err error) {
+	keys, err := filepath.Glob(filepath.Join(simDir, "apns", "AuthKey_*.p8"))
+	if err != nil || len(keys) != 1 {
+		return "", "", fmt.Errorf("want one APNs key in %s/apns, found %d", simDir, len(keys))
+	}
+	keyID = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(keys[0]), "AuthKey_"), ".p8")
+	teamID = pushsim.DefaultTeamID
+	copies := map[string]string{
+		keys[0]: filepath.Join(certs, filepath.Base(keys[0])),
+		filepath.Join(simDir, "fcm", project+".json"): filepath.Join(certs, "fcm-service-account.json"),
+		filepath.Join(simDir, "ca.pem"):               filepath.Join(certs, "pushsim-ca.pem"),
+	}
+	old, _ := filepath.Glob(filepath.Join(certs, "AuthKey_*.p8"))
+	for _, o := range old {
+		os.Remove(o)
+	}
+	for from, to := range copies {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			return "", "", err
+		}
+	}
+	return keyID, teamID, nil
+}
+
+type client struct{ base, token string }
+
+func (c *client) do(ctx context.Context, method, path string, body any) (int, []byte) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+type traceRow struct {
+	InstallationID string `json:"installation_id"`
+	ClientID       string `json:"client_id"`
+	Outcome        string `json:"outcome"`
+	Reason         string `json:"reason"`
+}
+
+func (c *client) waitTrace(ctx context.Context, msgID string, want int) (map[string]traceRow, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, b := c.do(ctx, "GET", "/v1/messages/"+msgID+"?app_id="+appID, nil)
+		var tr struct {
+			Deliveries []traceRow `json:"deliveries"`
+		}
+		if st == 200 && json.Unmarshal(b, &tr) == nil && len(tr.Deliveries) >= want {
+			out := make(map[string]traceRow)
+			for _, r := range tr.Deliveries {
+				out[r.ClientID] = r
+			}
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("message %s: %d of %d recipients traced after 60s: %d %s", msgID, len(tr.Deliveries), want, st, b)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// summarize shows the title and body of an APNs payload or FCM message.
+func summarize(payload []byte) string {
+	var p struct {
+		APS struct {
+			Alert struct{ Title, Body string } `json:"alert"`
+		} `json:"aps"`
+		Notification struct{ Title, Body string } `json:"notification"`
+	}
+	json.Unmarshal(payload, &p)
+	t, b := p.APS.Alert.Title, p.APS.Alert.Body
+	if t == "" && b == "" {
+		t, b = p.Notification.Title, p.Notification.Body
+	}
+	return fmt.Sprintf("%q / %q", t, b)
+}
