@@ -75,7 +75,9 @@ func run(ctx context.Context) error {
 	}
 	defer sim.stop()
 	control := "http://" + simPorts[3]
-	if err := waitHTTP(ctx, control+"/healthz", nil, sim); err != nil {
+	// pushsim listens before it has made its keys and accounts, and says
+	// "ready" once they are written.
+	if err := waitLog(ctx, sim, "msg=ready"); err != nil {
 		return fmt.Errorf("pushsim: %w", err)
 	}
 
@@ -121,7 +123,7 @@ apps:
 	}
 	defer pushd.stop()
 	api := &client{base: "http://" + listen, token: apiToken}
-	if err := waitHTTP(ctx, api.base+"/readyz", nil, pushd); err != nil {
+	if err := waitHTTP(ctx, api.base+"/readyz", pushd); err != nil {
 		return fmt.Errorf("pushd: %w", err)
 	}
 
@@ -313,7 +315,27 @@ func (p *proc) stop() error {
 	}
 }
 
-func waitHTTP(ctx context.Context, url string, hdr http.Header, p *proc) error {
+// waitLog waits for text to appear in p's log.
+func waitLog(ctx context.Context, p *proc, text string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(p.logPath); bytes.Contains(b, []byte(text)) {
+			return nil
+		}
+		select {
+		case err := <-p.exited:
+			log, _ := os.ReadFile(p.logPath)
+			return fmt.Errorf("exited (%v) before it was ready:\n%s", err, log)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	log, _ := os.ReadFile(p.logPath)
+	return fmt.Errorf("not ready after 60s:\n%s", log)
+}
+
+func waitHTTP(ctx context.Context, url string, p *proc) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
