@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/pushd/internal/fielderr"
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/mute"
 	"github.com/pushd/pushd/pushjob"
@@ -246,18 +247,10 @@ func (h *Handler) app(w http.ResponseWriter, appID string) (string, bool) {
 
 // fieldErrors turns a validation error into the 400 body's list.
 func fieldErrors(err error) ([]FieldError, bool) {
-	var ie *installations.FieldErrors
-	if errors.As(err, &ie) {
+	var fe *fielderr.List
+	if errors.As(err, &fe) {
 		var out []FieldError
-		for _, f := range ie.Fields {
-			out = append(out, FieldError{Field: f.Field, Rule: f.Rule})
-		}
-		return out, true
-	}
-	var me *mute.FieldErrors
-	if errors.As(err, &me) {
-		var out []FieldError
-		for _, f := range me.Fields {
+		for _, f := range fe.Fields {
 			out = append(out, FieldError{Field: f.Field, Rule: f.Rule})
 		}
 		return out, true

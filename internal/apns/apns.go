@@ -20,6 +20,7 @@ import (
 	"github.com/sideshow/apns2/token"
 
 	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/internal/retryafter"
 )
 
 // APNs environments, as installations name them.
@@ -318,7 +319,7 @@ func (s *Sender) push(ctx context.Context, g *gateway, n *apns2.Notification) (R
 			// still says what happened.
 			res.Status = x.status
 			res.Outcome = classify(x.status, "")
-			res.RetryAfter = parseRetryAfter(x.retryAfter, s.now())
+			res.RetryAfter = retryafter.Parse(x.retryAfter, s.now())
 			res.Err = fmt.Errorf("apns: read answer: %w", err)
 			return res, x.bearer
 		}
@@ -329,7 +330,7 @@ func (s *Sender) push(ctx context.Context, g *gateway, n *apns2.Notification) (R
 	res.Reason = resp.Reason
 	res.ApnsID = resp.ApnsID
 	res.Outcome = classify(resp.StatusCode, resp.Reason)
-	res.RetryAfter = parseRetryAfter(x.retryAfter, s.now())
+	res.RetryAfter = retryafter.Parse(x.retryAfter, s.now())
 	if resp.StatusCode == http.StatusGone && !resp.Timestamp.IsZero() {
 		res.TokenInvalidAt = resp.Timestamp.Time
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/internal/retryafter"
 )
 
 // TestClassify walks every row of the table: each reason Apple documents
@@ -93,8 +94,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{"soon", 0},
 	} {
-		if got := parseRetryAfter(c.in, now); got != c.want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", c.in, got, c.want)
+		if got := retryafter.Parse(c.in, now); got != c.want {
+			t.Errorf("retryafter.Parse(%q) = %v, want %v", c.in, got, c.want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/internal/retryafter"
 )
 
 // minQuotaBackoff is the least wait after QUOTA_EXCEEDED: Google asks
@@ -61,7 +62,7 @@ func classify(ctx context.Context, err error, x *exchange, now time.Time) Result
 		return Result{Outcome: outcome.Retrying, Err: err}
 	}
 	r := Result{Code: errorCode(resp), Err: err}
-	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	retryAfter := retryafter.Parse(resp.Header.Get("Retry-After"), now)
 	switch {
 	case messaging.IsUnregistered(err), messaging.IsSenderIDMismatch(err):
 		r.Outcome = outcome.InvalidToken

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pushd/pushd/internal/fielderr"
 )
 
 // Provider is the push service a device is reached through.
@@ -66,44 +68,20 @@ const (
 )
 
 // FieldError is one field that failed validation and the rule it broke.
-type FieldError struct {
-	Field string `json:"field"`
-	Rule  string `json:"rule"`
-}
+type FieldError = fielderr.Error
 
 // FieldErrors lists every invalid field of an installation.
-type FieldErrors struct {
-	Fields []FieldError `json:"fields"`
-}
-
-func (e *FieldErrors) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Rule
-	}
-	return "invalid installation: " + strings.Join(parts, "; ")
-}
-
-func (e *FieldErrors) add(field, rule string) {
-	e.Fields = append(e.Fields, FieldError{Field: field, Rule: rule})
-}
-
-func (e *FieldErrors) err() error {
-	if len(e.Fields) == 0 {
-		return nil
-	}
-	return e
-}
+type FieldErrors = fielderr.List
 
 // Validate checks every field and reports all that are wrong, as a
 // *FieldErrors. An APNs token is accepted in either case of hex.
 func (in Installation) Validate() error {
-	var fe FieldErrors
+	fe := FieldErrors{What: "installation"}
 	switch {
 	case in.ID == "":
-		fe.add("installation_id", "required")
+		fe.Add("installation_id", "required")
 	case len(in.ID) > MaxIDLen || !isIDChars(in.ID):
-		fe.add("installation_id", fmt.Sprintf("at most %d characters from A-Z a-z 0-9 _ . : -", MaxIDLen))
+		fe.Add("installation_id", fmt.Sprintf("at most %d characters from A-Z a-z 0-9 _ . : -", MaxIDLen))
 	}
 	checkText(&fe, "app_id", in.AppID, MaxAppIDLen, true)
 	checkText(&fe, "client_id", in.ClientID, MaxClientIDLen, true)
@@ -111,50 +89,50 @@ func (in Installation) Validate() error {
 	switch in.Provider {
 	case APNs:
 		if in.Token == "" {
-			fe.add("token", "required")
+			fe.Add("token", "required")
 		} else if !isAPNsToken(in.Token) {
-			fe.add("token", fmt.Sprintf("an APNs token is an even number of hex digits, %d to %d", MinAPNsToken, MaxAPNsToken))
+			fe.Add("token", fmt.Sprintf("an APNs token is an even number of hex digits, %d to %d", MinAPNsToken, MaxAPNsToken))
 		}
 	case FCM:
 		if in.Token == "" {
-			fe.add("token", "required")
+			fe.Add("token", "required")
 		} else if !isFCMToken(in.Token) {
-			fe.add("token", fmt.Sprintf("an FCM token is printable ASCII without spaces, at most %d characters", MaxFCMToken))
+			fe.Add("token", fmt.Sprintf("an FCM token is printable ASCII without spaces, at most %d characters", MaxFCMToken))
 		}
 	case "":
-		fe.add("provider", "required")
+		fe.Add("provider", "required")
 		if in.Token == "" {
-			fe.add("token", "required")
+			fe.Add("token", "required")
 		}
 	default:
-		fe.add("provider", `one of "apns", "fcm"`)
+		fe.Add("provider", `one of "apns", "fcm"`)
 		if in.Token == "" {
-			fe.add("token", "required")
+			fe.Add("token", "required")
 		}
 	}
 
 	switch {
 	case in.APNsEnv != "" && in.APNsEnv != Production && in.APNsEnv != Development:
-		fe.add("apns_env", `one of "production", "development", or empty`)
+		fe.Add("apns_env", `one of "production", "development", or empty`)
 	case in.APNsEnv != "" && in.Provider != APNs:
-		fe.add("apns_env", "only for provider apns")
+		fe.Add("apns_env", "only for provider apns")
 	}
 	switch {
 	case in.APNsTopic != "" && in.Provider != APNs:
-		fe.add("apns_topic", "only for provider apns")
+		fe.Add("apns_topic", "only for provider apns")
 	case len(in.APNsTopic) > MaxTopicLen || !isPrintableASCII(in.APNsTopic):
-		fe.add("apns_topic", fmt.Sprintf("printable ASCII without spaces, at most %d characters", MaxTopicLen))
+		fe.Add("apns_topic", fmt.Sprintf("printable ASCII without spaces, at most %d characters", MaxTopicLen))
 	}
 
 	if len(in.Locale) > MaxLocaleLen || !isLocaleChars(in.Locale) {
-		fe.add("locale", fmt.Sprintf("a language tag such as zh-Hans-CN, at most %d characters", MaxLocaleLen))
+		fe.Add("locale", fmt.Sprintf("a language tag such as zh-Hans-CN, at most %d characters", MaxLocaleLen))
 	}
 	if in.Timezone != "" {
 		if len(in.Timezone) > MaxTimezoneLen || !validTimezone(in.Timezone) {
-			fe.add("timezone", "an IANA time zone name such as Asia/Shanghai")
+			fe.Add("timezone", "an IANA time zone name such as Asia/Shanghai")
 		}
 	}
-	return fe.err()
+	return fe.Err()
 }
 
 // checkText bounds a free-form identifier. Invalid UTF-8 and control
@@ -164,12 +142,12 @@ func checkText(fe *FieldErrors, field, s string, maxLen int, required bool) {
 	switch {
 	case s == "":
 		if required {
-			fe.add(field, "required")
+			fe.Add(field, "required")
 		}
 	case len(s) > maxLen:
-		fe.add(field, fmt.Sprintf("at most %d bytes", maxLen))
+		fe.Add(field, fmt.Sprintf("at most %d bytes", maxLen))
 	case !utf8.ValidString(s) || strings.ContainsFunc(s, isControl):
-		fe.add(field, "valid UTF-8 without control characters")
+		fe.Add(field, "valid UTF-8 without control characters")
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pushd/pushd/internal/fielderr"
 )
 
 // Mute is one client's mute of one conversation.
@@ -36,50 +38,34 @@ const (
 var ErrNotFound = errors.New("mute not found")
 
 // FieldError is one field that failed validation and the rule it broke.
-type FieldError struct {
-	Field string `json:"field"`
-	Rule  string `json:"rule"`
-}
+type FieldError = fielderr.Error
 
 // FieldErrors lists every invalid field of a mute.
-type FieldErrors struct {
-	Fields []FieldError `json:"fields"`
-}
-
-func (e *FieldErrors) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Rule
-	}
-	return "invalid mute: " + strings.Join(parts, "; ")
-}
+type FieldErrors = fielderr.List
 
 // Validate checks every field and reports all that are wrong, as a
 // *FieldErrors. A mute that would already be over at now is refused: the
 // caller surely meant something else.
 func (m Mute) Validate(now time.Time) error {
-	var fe FieldErrors
+	fe := FieldErrors{What: "mute"}
 	check := func(field, s string, maxLen int) {
 		switch {
 		case s == "":
-			fe.Fields = append(fe.Fields, FieldError{field, "required"})
+			fe.Add(field, "required")
 		case len(s) > maxLen:
-			fe.Fields = append(fe.Fields, FieldError{field, fmt.Sprintf("at most %d bytes", maxLen)})
+			fe.Add(field, fmt.Sprintf("at most %d bytes", maxLen))
 		case !utf8.ValidString(s) || strings.ContainsFunc(s, isControl):
 			// PostgreSQL would refuse these later, less helpfully.
-			fe.Fields = append(fe.Fields, FieldError{field, "valid UTF-8 without control characters"})
+			fe.Add(field, "valid UTF-8 without control characters")
 		}
 	}
 	check("app_id", m.AppID, MaxAppIDLen)
 	check("client_id", m.ClientID, MaxClientIDLen)
 	check("conversation_id", m.ConversationID, MaxConversationIDLen)
 	if m.Until != nil && !m.Until.After(now) {
-		fe.Fields = append(fe.Fields, FieldError{"until", "must be in the future; omit it to mute until unmuted"})
+		fe.Add("until", "must be in the future; omit it to mute until unmuted")
 	}
-	if len(fe.Fields) > 0 {
-		return &fe
-	}
-	return nil
+	return fe.Err()
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
