@@ -1,0 +1,103 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pushd/pushd/internal/apns"
+	"github.com/pushd/pushd/internal/config"
+	"github.com/pushd/pushd/internal/dispatch"
+	"github.com/pushd/pushd/internal/fcm"
+	"github.com/pushd/pushd/internal/installations"
+	"github.com/pushd/pushd/internal/mute"
+	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+	"github.com/pushd/pushd/internal/storage/storagetest"
+	"github.com/pushd/pushd/pushjob"
+)
+
+// BenchmarkProcess runs whole jobs through the real pipeline: SQLite
+// stores, the real apns and fcm senders, pushsim as Apple and Google. Each
+// job has 1 000 recipients, half iPhones and half Android phones, and a
+// tenth of them muted; recipients/s is the figure to read.
+func BenchmarkProcess(b *testing.B) {
+	ctx := context.Background()
+	sim := pushsimtest.Start(b, pushsim.Config{})
+	dir := b.TempDir()
+	key, err := sim.NewAPNsKey("", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p8, _ := key.P8()
+	sa, _ := sim.NewServiceAccount("bench")
+	saJSON, _ := sa.JSON(sim.TokenURL())
+	files := map[string][]byte{"key.p8": p8, "sa.json": saJSON, "ca.pem": sim.CA().CertPEM()}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	a, err := apns.New(apns.Config{Apps: []apns.AppConfig{{
+		AppID: "default", KeyFile: filepath.Join(dir, "key.p8"), KeyID: key.KeyID, TeamID: key.TeamID, Topic: "com.example.chat",
+		ProductionURL: sim.APNsURL(pushsim.Production), DevelopmentURL: sim.APNsURL(pushsim.Development), CAFile: filepath.Join(dir, "ca.pem"),
+	}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	f, err := fcm.New(ctx, fcm.Config{Apps: []fcm.AppConfig{{
+		AppID: "default", CredentialsFile: filepath.Join(dir, "sa.json"), Endpoint: sim.FCMEndpoint(), CAFile: filepath.Join(dir, "ca.pem"),
+	}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+
+	db := storagetest.SQLite(b)
+	reg, mutes, del := installations.NewStore(db), mute.NewStore(db), installations.NewDeliveries(db)
+	const n = 1000
+	m := sim.Minter()
+	var recipients []string
+	for i := range n {
+		client := fmt.Sprintf("user-%04d", i)
+		recipients = append(recipients, client)
+		in := installations.Installation{ID: "dev-" + client, AppID: "default", ClientID: client}
+		if i%2 == 0 {
+			in.Provider, in.Token, in.APNsEnv = installations.APNs, m.APNs(pushsim.FateValid, pushsim.Production, "com.example.chat", uint64(i)), installations.Production
+		} else {
+			in.Provider, in.Token = installations.FCM, m.FCM(pushsim.FateValid, "bench", uint64(i))
+		}
+		if _, err := reg.Upsert(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+		if i%10 == 0 {
+			if err := mutes.Set(ctx, mute.Mute{AppID: "default", ClientID: client, ConversationID: "conv"}, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	p, err := dispatch.New(dispatch.Config{
+		Apps:  map[string]dispatch.App{"default": {ID: "default", Defaults: config.DefaultContent()}},
+		Mutes: mutes, Registry: reg, Deliveries: del, APNs: a, FCM: f,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		job := pushjob.Job{MessageID: fmt.Sprintf("m%d", i), ConversationID: "conv", FromClientID: "zoe", Recipients: recipients}
+		job.Normalize()
+		rep, err := p.Process(ctx, job, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Pending() != 0 {
+			b.Fatalf("%d devices pending", rep.Pending())
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "recipients/s")
+}
