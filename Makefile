@@ -1,16 +1,20 @@
 GO ?= go
 
-.PHONY: all test vet demo pushsim-demo pushsim bench bench-pushsim
+.PHONY: all tools test vet demo pushsim-demo pushsim bench bench-pushsim
 
 all: test
 
 # vet plus every test, race detector on; integration tests included (they
 # need Redis and PostgreSQL: scripts/ensure-redis.sh and ensure-postgres.sh
 # install and start them on a fresh machine).
-test: vet
+test: tools vet
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-postgres.sh
 	$(GO) test -race -count=1 ./...
+
+# gcc for the race detector, git; checks that Go is new enough.
+tools:
+	bash scripts/ensure-tools.sh
 
 vet:
 	$(GO) vet ./...
@@ -19,7 +23,7 @@ vet:
 # pushd against the provider simulators: Redis (installed and started when
 # missing), pushsim and pushd serve on SQLite, devices, mutes and a message,
 # and what became of each recipient.
-demo:
+demo: tools
 	bash scripts/ensure-redis.sh
 	$(GO) run ./scripts/demo
 

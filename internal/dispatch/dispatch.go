@@ -40,7 +40,7 @@ type Registry interface {
 // Deliveries is the per-message record that keeps a retry from pushing a
 // device twice.
 type Deliveries interface {
-	Delivered(ctx context.Context, app, messageID string, installationIDs []string) (map[string]bool, error)
+	Outcomes(ctx context.Context, app, messageID string, installationIDs []string) (map[string]string, error)
 	Record(ctx context.Context, app, messageID string, rows []installations.Delivery) error
 }
 
@@ -149,8 +149,9 @@ func (r *Report) Pending() int {
 // ErrUnknownApp is returned for a job naming an app that is not configured.
 var ErrUnknownApp = errors.New("unknown app")
 
-// Process runs one attempt of job. firstAttempt says whether badges may be
-// incremented: on a retry the stored badge already counts this message.
+// Process runs one attempt of job. firstAttempt says whether this is the
+// job's first run: recipient outcomes (muted, no device, expired) are counted
+// once per message, not once per attempt.
 func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bool) (*Report, error) {
 	now := p.cfg.Now()
 	app, ok := p.cfg.Apps[job.AppID]
@@ -165,7 +166,9 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 	for i := range rep.Recipients {
 		byClient[rep.Recipients[i].ClientID] = &rep.Recipients[i]
 	}
-	if exp := job.Expiry(); !exp.IsZero() && !now.Before(exp) {
+	exp := job.Expiry()
+	expired := !exp.IsZero() && !now.Before(exp)
+	if expired && firstAttempt {
 		for i := range rep.Recipients {
 			rep.Recipients[i].Outcome = outcome.Expired
 		}
@@ -181,7 +184,10 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 	for c := range dropped {
 		byClient[c].Outcome = outcome.Muted
 	}
-	p.observe(job.AppID, outcome.Muted, len(dropped))
+	// Recipients are counted once per message, not once per attempt.
+	if firstAttempt {
+		p.observe(job.AppID, outcome.Muted, len(dropped))
+	}
 
 	devices, err := p.cfg.Registry.ValidForClients(ctx, job.AppID, keep)
 	if err != nil {
@@ -198,7 +204,9 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 			noDevice++
 		}
 	}
-	p.observe(job.AppID, outcome.NoDevice, noDevice)
+	if firstAttempt {
+		p.observe(job.AppID, outcome.NoDevice, noDevice)
+	}
 	if err := p.recordRecipients(ctx, job, rep, now); err != nil {
 		return nil, err
 	}
@@ -210,24 +218,60 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 	for i, d := range devices {
 		ids[i] = d.ID
 	}
-	done, err := p.cfg.Deliveries.Delivered(ctx, job.AppID, job.MessageID, ids)
+	seen, err := p.cfg.Deliveries.Outcomes(ctx, job.AppID, job.MessageID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: deliveries: %w", err)
 	}
 	pending := devices[:0:0]
+	var attempts []installations.Delivery
 	for _, d := range devices {
-		if done[d.ID] {
-			// Accepted on an earlier attempt: never push it twice.
+		if o, ok := seen[d.ID]; ok && outcome.Outcome(o).Final() {
+			// Settled on an earlier attempt (accepted, dead token,
+			// refused): never push it again.
 			byClient[d.ClientID].Devices = append(byClient[d.ClientID].Devices, DeviceResult{
-				InstallationID: d.ID, Provider: string(d.Provider), APNsEnv: d.APNsEnv, Outcome: outcome.Delivered, Reason: "earlier attempt",
+				InstallationID: d.ID, Provider: string(d.Provider), APNsEnv: d.APNsEnv, Outcome: outcome.Outcome(o), Reason: "earlier attempt",
 			})
 			continue
 		}
 		pending = append(pending, d)
+		attempts = append(attempts, installations.Delivery{InstallationID: d.ID, ClientID: d.ClientID, Outcome: string(outcome.Retrying), Reason: "sending", At: now})
+	}
+	if len(pending) == 0 {
+		return rep, nil
+	}
+	if expired {
+		// The message outlived its use while these devices waited for a
+		// retry: they get nothing, and the trace says why.
+		for i := range attempts {
+			attempts[i].Outcome, attempts[i].Reason = string(outcome.Expired), ""
+			byClient[attempts[i].ClientID].Devices = append(byClient[attempts[i].ClientID].Devices, DeviceResult{
+				InstallationID: attempts[i].InstallationID, Outcome: outcome.Expired,
+			})
+		}
+		p.observe(job.AppID, outcome.Expired, len(attempts))
+		if err := p.cfg.Deliveries.Record(ctx, job.AppID, job.MessageID, attempts); err != nil {
+			return nil, fmt.Errorf("dispatch: record expired: %w", err)
+		}
+		return rep, nil
 	}
 
 	resolved := content.Resolve(app.Defaults, job)
-	badges, err := p.badges(ctx, job, resolved, pending, firstAttempt)
+	// A device with no record yet has never been tried for this message:
+	// only those get the badge incremented, so that no retry, throttled or
+	// not, counts the message twice.
+	fresh := make(map[string]bool, len(pending))
+	for _, d := range pending {
+		if _, ok := seen[d.ID]; !ok {
+			fresh[d.ID] = true
+		}
+	}
+	// The attempt goes on record before badges are incremented and pushes
+	// sent, so that no later attempt increments again: a crash in between
+	// costs a badge a count rather than adding one twice.
+	if err := p.cfg.Deliveries.Record(ctx, job.AppID, job.MessageID, attempts); err != nil {
+		return nil, fmt.Errorf("dispatch: record attempt: %w", err)
+	}
+	badges, err := p.badges(ctx, job, resolved, pending, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -257,11 +301,11 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 				continue
 			}
 		}
-		if res.Outcome.Final() {
-			records = append(records, installations.Delivery{
-				InstallationID: d.ID, ClientID: d.ClientID, Outcome: string(res.Outcome), Reason: res.Reason, ProviderID: res.providerID, At: now,
-			})
-		}
+		// Retrying devices are recorded too: the trace shows them, and
+		// the record says their badge already counts this message.
+		records = append(records, installations.Delivery{
+			InstallationID: d.ID, ClientID: d.ClientID, Outcome: string(res.Outcome), Reason: res.Reason, ProviderID: res.providerID, At: now,
+		})
 	}
 	if len(records) > 0 {
 		if err := p.cfg.Deliveries.Record(bg, job.AppID, job.MessageID, records); err != nil {
@@ -332,9 +376,9 @@ func (p *Pipeline) observe(app string, o outcome.Outcome, n int) {
 }
 
 // badges returns the badge number to send to each pending device that gets
-// one. "Increment" bumps the stored badge once per message: on a retry the
-// stored number already counts it.
-func (p *Pipeline) badges(ctx context.Context, job pushjob.Job, r content.Resolved, pending []installations.Installation, firstAttempt bool) (map[string]int, error) {
+// one. "Increment" bumps the stored badge of the fresh devices (never tried
+// for this message); the others' stored number already counts it.
+func (p *Pipeline) badges(ctx context.Context, job pushjob.Job, r content.Resolved, pending []installations.Installation, fresh map[string]bool) (map[string]int, error) {
 	out := make(map[string]int)
 	var bump []string
 	for _, d := range pending {
@@ -346,7 +390,7 @@ func (p *Pipeline) badges(ctx context.Context, job pushjob.Job, r content.Resolv
 		case b == nil:
 		case !b.Increment:
 			out[d.ID] = b.Value
-		case firstAttempt:
+		case fresh[d.ID]:
 			bump = append(bump, d.ID)
 		default:
 			out[d.ID] = d.Badge

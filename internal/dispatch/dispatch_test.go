@@ -785,6 +785,62 @@ func TestProcessBadgeIncrementsOnce(t *testing.T) {
 	}
 }
 
+// asynq does not count a throttled retry, so the worker cannot tell it from
+// a first run; the badge must still count the message once.
+func TestProcessBadgeThrottledRetry(t *testing.T) {
+	w := newWorld(t)
+	bob := w.iphone("iphone-bob", "bob", installations.Production, 2)
+	w.apns.answer = func(r apns.Request, n int) apns.Result {
+		if n < 3 {
+			return apns.Result{Outcome: outcome.Retrying, Status: 429, Reason: "TooManyRequests"}
+		}
+		return apns.Result{}
+	}
+	job := newJob("msg-1", "bob")
+	job.Push = &pushjob.Content{Badge: &pushjob.Badge{Increment: true}}
+	for range 4 {
+		w.process(job, true) // as the worker sees a throttled retry
+	}
+	if in := w.installation("bob", "iphone-bob"); in.Badge != 1 {
+		t.Errorf("bob's stored badge %d after three throttled retries, want 1", in.Badge)
+	}
+	sent := w.apns.to(bob)
+	if len(sent) != 4 {
+		t.Fatalf("%d pushes to bob, want 4", len(sent))
+	}
+	if p := decodeAPS(t, sent[3].Payload); p.APS.Badge == nil || *p.APS.Badge != 1 {
+		t.Errorf("the delivered push carries %s, want badge 1", sent[3].Payload)
+	}
+	if tr := w.trace("msg-1"); tr["bob/iphone-bob"] != "delivered" {
+		t.Errorf("trace %v", tr)
+	}
+}
+
+// A device that was refused for good is not pushed again by a retry.
+func TestProcessRetrySkipsSettledDevices(t *testing.T) {
+	w := newWorld(t)
+	alice := w.iphone("iphone-alice", "alice", installations.Production, 1)
+	bob := w.iphone("iphone-bob", "bob", installations.Production, 2)
+	w.apns.answer = func(r apns.Request, n int) apns.Result {
+		switch {
+		case r.Token == alice:
+			return apns.Result{Outcome: outcome.Rejected, Status: 400, Reason: "BadTopic"}
+		case r.Token == bob && n == 0:
+			return apns.Result{Outcome: outcome.Retrying, Status: 503, Reason: "ServiceUnavailable"}
+		}
+		return apns.Result{}
+	}
+	job := newJob("msg-1", "alice", "bob")
+	w.process(job, true)
+	w.process(job, false)
+	if n := len(w.apns.to(alice)); n != 1 {
+		t.Errorf("alice (rejected) was pushed %d times, want once", n)
+	}
+	if n := len(w.apns.to(bob)); n != 2 {
+		t.Errorf("bob was pushed %d times, want twice", n)
+	}
+}
+
 func TestProcessFixedBadge(t *testing.T) {
 	w := newWorld(t)
 	alice := w.iphone("iphone-alice", "alice", installations.Production, 1)
@@ -947,7 +1003,8 @@ func TestProcessMarkInvalidFailureKeepsOtherRecords(t *testing.T) {
 	if _, err := w.p.Process(context.Background(), job, true); err == nil || !strings.Contains(err.Error(), "database is gone") {
 		t.Fatalf("Process: %v, want the registry's error", err)
 	}
-	sameMap(t, "trace", w.trace("msg-1"), map[string]string{"alice/iphone-alice": "delivered"})
+	// hank stays on record as still to retry.
+	sameMap(t, "trace", w.trace("msg-1"), map[string]string{"alice/iphone-alice": "delivered", "hank/iphone-hank": "retrying"})
 
 	// The registry is back: the retry marks hank and leaves alice alone.
 	w.p, _ = dispatch.New(dispatch.Config{

@@ -107,7 +107,7 @@ func (w *Worker) logReport(job pushjob.Job, rep *Report, retried int) {
 		}
 	}
 	attrs := []any{"app", job.AppID, "message_id", job.MessageID, "recipients", len(job.Recipients), "attempt", retried + 1}
-	for _, o := range outcome.All {
+	for _, o := range outcome.All() {
 		if n := counts[o]; n > 0 {
 			attrs = append(attrs, string(o), n)
 		}

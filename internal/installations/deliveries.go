@@ -40,7 +40,7 @@ func accepted(o string) bool {
 // keeps a device from receiving one message twice.
 type Deliveries struct {
 	db *storage.DB
-	q  struct{ record, delivered, trace, prune string }
+	q  struct{ record, delivered, outcomes, trace, prune string }
 }
 
 // NewDeliveries returns the delivery record over db, which must be
@@ -59,6 +59,8 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 			WHERE deliveries.outcome NOT IN ($4, $5)`
 		d.q.delivered = `SELECT installation_id FROM deliveries
 			WHERE app_id = $1 AND message_id = $2 AND installation_id = ANY($3) AND outcome IN ($4, $5)`
+		d.q.outcomes = `SELECT installation_id, outcome FROM deliveries
+			WHERE app_id = $1 AND message_id = $2 AND installation_id = ANY($3)`
 	} else {
 		// "WHERE true" tells SQLite's parser that ON CONFLICT belongs to
 		// the INSERT, not to a join in the SELECT.
@@ -70,6 +72,8 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 			WHERE deliveries.outcome NOT IN (?4, ?5)`
 		d.q.delivered = `SELECT installation_id FROM deliveries
 			WHERE app_id = ?1 AND message_id = ?2 AND installation_id IN (SELECT value FROM json_each(?3)) AND outcome IN (?4, ?5)`
+		d.q.outcomes = `SELECT installation_id, outcome FROM deliveries
+			WHERE app_id = ?1 AND message_id = ?2 AND installation_id IN (SELECT value FROM json_each(?3))`
 	}
 	d.q.trace = db.Rebind(`SELECT installation_id, client_id, outcome, reason, provider_id, at FROM deliveries
 		WHERE app_id = ? AND message_id = ? ORDER BY client_id, installation_id`)
@@ -172,6 +176,31 @@ func (d *Deliveries) Delivered(ctx context.Context, app, messageID string, insta
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("installations: delivered %s: %w", messageID, err)
+	}
+	return out, nil
+}
+
+// Outcomes reports, in one query, the last recorded outcome of each of the
+// installations for the message; installations never tried are absent.
+func (d *Deliveries) Outcomes(ctx context.Context, app, messageID string, installationIDs []string) (map[string]string, error) {
+	out := make(map[string]string)
+	if len(installationIDs) == 0 {
+		return out, nil
+	}
+	rows, err := d.db.QueryContext(ctx, d.q.outcomes, app, messageID, listParam(d.db, installationIDs))
+	if err != nil {
+		return nil, fmt.Errorf("installations: outcomes %s: %w", messageID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, o string
+		if err := rows.Scan(&id, &o); err != nil {
+			return nil, fmt.Errorf("installations: outcomes %s: %w", messageID, err)
+		}
+		out[id] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("installations: outcomes %s: %w", messageID, err)
 	}
 	return out, nil
 }

@@ -36,8 +36,10 @@ const (
 	Expired Outcome = "expired"
 )
 
-// All lists every outcome, for metrics that must show zeros.
-var All = []Outcome{Delivered, Muted, NoDevice, InvalidToken, EnvCorrected, Retrying, Failed, Rejected, AuthError, NoCredentials, Expired}
+// All lists every outcome, in the order reports show them.
+func All() []Outcome {
+	return []Outcome{Delivered, Muted, NoDevice, InvalidToken, EnvCorrected, Retrying, Failed, Rejected, AuthError, NoCredentials, Expired}
+}
 
 // Transient reports whether the outcome is worth retrying.
 func (o Outcome) Transient() bool { return o == Retrying }
