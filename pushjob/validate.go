@@ -121,7 +121,7 @@ func (j *Job) Validate() error {
 	case len(j.MessageID) > MaxMessageIDLen:
 		fe.add("message_id", fmt.Sprintf("at most %d bytes", MaxMessageIDLen))
 	case !printable(j.MessageID):
-		fe.add("message_id", "printable UTF-8 only")
+		fe.add("message_id", rulePrintable)
 	}
 
 	switch {
@@ -129,13 +129,22 @@ func (j *Job) Validate() error {
 		fe.add("conversation_id", "required")
 	case len(j.ConversationID) > MaxIDLen:
 		fe.add("conversation_id", fmt.Sprintf("at most %d bytes", MaxIDLen))
+	case !printable(j.ConversationID):
+		fe.add("conversation_id", rulePrintable)
 	}
 
-	if j.AppID != "" && !validAppID(j.AppID) {
+	switch {
+	case j.AppID == "":
+	case !printable(j.AppID):
+		fe.add("app_id", rulePrintable)
+	case !validAppID(j.AppID):
 		fe.add("app_id", "must match [A-Za-z0-9_.-]{1,64}")
 	}
-	if len(j.FromClientID) > MaxIDLen {
+	switch {
+	case len(j.FromClientID) > MaxIDLen:
 		fe.add("from_client_id", fmt.Sprintf("at most %d bytes", MaxIDLen))
+	case !printable(j.FromClientID):
+		fe.add("from_client_id", rulePrintable)
 	}
 
 	switch n := len(j.Recipients); {
@@ -199,6 +208,8 @@ func checkClientIDs(fe *fieldErrors, field string, ids []string, distinct bool) 
 			continue
 		case len(id) > MaxIDLen:
 			l.add(i, fmt.Sprintf("at most %d bytes", MaxIDLen))
+		case !printable(id):
+			l.add(i, rulePrintable)
 		}
 		if !distinct {
 			continue
@@ -269,8 +280,14 @@ func fcmReserved(k string) bool {
 		strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm")
 }
 
+// rulePrintable is the rule an id breaks when printable refuses it.
+const rulePrintable = "printable UTF-8 only, no control characters"
+
 // printable reports whether s is valid UTF-8 without control or other
 // invisible characters, so that it reads the same in logs and asynqmon.
+// Every id of a job is checked with it: ids are stored, and PostgreSQL
+// refuses a NUL in text (SQLSTATE 22021), which would turn a bad job into
+// hours of retries instead of a 400 now.
 func printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false

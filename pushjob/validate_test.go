@@ -91,12 +91,18 @@ func TestValidate(t *testing.T) {
 
 		{name: "conversation_id missing", mutate: func(j *pushjob.Job) { j.ConversationID = "" }, want: []string{"conversation_id"}, rule: "required"},
 		{name: "conversation_id 257 bytes", mutate: func(j *pushjob.Job) { j.ConversationID = long(257) }, want: []string{"conversation_id"}, rule: "at most 256 bytes"},
+		{name: "conversation_id NUL", mutate: func(j *pushjob.Job) { j.ConversationID = "c\x00" }, want: []string{"conversation_id"}, rule: "printable"},
+		{name: "conversation_id invalid UTF-8", mutate: func(j *pushjob.Job) { j.ConversationID = "c\xc3" }, want: []string{"conversation_id"}, rule: "printable"},
+		{name: "conversation_id unicode", mutate: func(j *pushjob.Job) { j.ConversationID = "群聊 #1" }},
 
 		{name: "app_id with space", mutate: func(j *pushjob.Job) { j.AppID = "my app" }, want: []string{"app_id"}, rule: "[A-Za-z0-9_.-]{1,64}"},
 		{name: "app_id with colon", mutate: func(j *pushjob.Job) { j.AppID = "a:b" }, want: []string{"app_id"}},
 		{name: "app_id 64 bytes", mutate: func(j *pushjob.Job) { j.AppID = long(64) }},
 		{name: "app_id 65 bytes", mutate: func(j *pushjob.Job) { j.AppID = long(65) }, want: []string{"app_id"}},
+		{name: "app_id NUL", mutate: func(j *pushjob.Job) { j.AppID = "chat\x00" }, want: []string{"app_id"}, rule: "printable"},
 		{name: "from_client_id 257 bytes", mutate: func(j *pushjob.Job) { j.FromClientID = long(257) }, want: []string{"from_client_id"}},
+		{name: "from_client_id NUL", mutate: func(j *pushjob.Job) { j.FromClientID = "ali\x00ce" }, want: []string{"from_client_id"}, rule: "printable"},
+		{name: "from_client_id escape", mutate: func(j *pushjob.Job) { j.FromClientID = "\x1b[31malice" }, want: []string{"from_client_id"}, rule: "no control characters"},
 
 		{name: "recipients nil", mutate: func(j *pushjob.Job) { j.Recipients = nil }, want: []string{"recipients"}, rule: "required"},
 		{name: "recipients empty", mutate: func(j *pushjob.Job) { j.Recipients = []string{} }, want: []string{"recipients"}, rule: "required"},
@@ -104,7 +110,11 @@ func TestValidate(t *testing.T) {
 		{name: "recipient 257 bytes", mutate: func(j *pushjob.Job) { j.Recipients = []string{"a", long(257)} }, want: []string{"recipients[1]"}, rule: "at most 256 bytes"},
 		{name: "recipient duplicate", mutate: func(j *pushjob.Job) { j.Recipients = []string{"a", "b", "c", "b"} }, want: []string{"recipients[3]"}, rule: "duplicate of recipients[1]"},
 		{name: "recipients duplicates", mutate: func(j *pushjob.Job) { j.Recipients = []string{"a", "a", "a"} }, want: []string{"recipients[1]", "recipients[2]"}, rule: "duplicate of recipients[0]"},
+		{name: "recipient NUL", mutate: func(j *pushjob.Job) { j.Recipients = []string{"a", "b\x00"} }, want: []string{"recipients[1]"}, rule: "printable"},
+		{name: "recipient tab", mutate: func(j *pushjob.Job) { j.Recipients = []string{"a\tb"} }, want: []string{"recipients[0]"}, rule: "printable"},
+		{name: "recipient invalid UTF-8", mutate: func(j *pushjob.Job) { j.Recipients = []string{"\xff"} }, want: []string{"recipients[0]"}, rule: "printable"},
 		{name: "mention empty", mutate: func(j *pushjob.Job) { j.Mentions = []string{"a", ""} }, want: []string{"mentions[1]"}, rule: "must not be empty"},
+		{name: "mention NUL", mutate: func(j *pushjob.Job) { j.Mentions = []string{"a", "\x00"} }, want: []string{"mentions[1]"}, rule: "printable"},
 		{name: "mention repeated", mutate: func(j *pushjob.Job) { j.Mentions = []string{"a", "a"} }},
 
 		{name: "priority high", mutate: func(j *pushjob.Job) { j.Priority = pushjob.PriorityHigh }},
@@ -185,6 +195,29 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A NUL that arrives as JSON's \u0000 is refused by Validate, before it
+// reaches a database that would refuse it on every retry.
+func TestValidateRefusesNULFromJSON(t *testing.T) {
+	in := `{"message_id":"m\u0000","conversation_id":"c\u0000","from_client_id":"f\u0000",` +
+		`"app_id":"a\u0000","recipients":["r\u0000"],"mentions":["x\u0000"]}`
+	j, err := pushjob.Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = j.Validate()
+	want := []string{"message_id", "conversation_id", "app_id", "from_client_id", "recipients[0]", "mentions[0]"}
+	if got := fields(t, err); !slices.Equal(got, want) {
+		t.Fatalf("fields = %q, want %q", got, want)
+	}
+	var ve *pushjob.ValidationError
+	errors.As(err, &ve)
+	for _, f := range ve.Fields {
+		if f.Rule != "printable UTF-8 only, no control characters" {
+			t.Errorf("%s: rule %q", f.Field, f.Rule)
+		}
 	}
 }
 

@@ -75,7 +75,7 @@ worker.shutdown_timeout for the jobs in flight.`,
 						newAPNs, newFCM, newPipeline, newRedis, newEnqueuer,
 						newAPI,
 					),
-					fx.Invoke(startWorkers, startHTTP),
+					fx.Invoke(startWorkers, startHTTP, startPruner),
 				)
 				if err := app.Err(); err != nil {
 					return err
@@ -224,16 +224,53 @@ func newAPI(cfg *config.Config, log *slog.Logger, reg *installations.Store, ms *
 		Tokens: cfg.APITokens, Apps: apps, Installations: reg, Mutes: ms, Enqueuer: enq, Traces: del, Logger: log,
 		Ready: []api.Check{
 			{Name: "database", Check: db.PingContext},
-			{Name: "redis", Check: func(ctx context.Context) error { return rc.Ping() }},
+			{Name: "redis", Check: func(ctx context.Context) error { return pingWithin(ctx, rc.Ping) }},
 		},
 	})
+}
+
+// pingWithin runs ping, which takes no context (asynq's Client.Ping), and
+// gives up when ctx ends, so that /readyz answers within its budget when
+// Redis hangs. A ping given up on finishes in the background, bounded by
+// the Redis client's own dial and read timeouts.
+func pingWithin(ctx context.Context, ping func() error) error {
+	done := make(chan error, 1) // the ping never blocks on a caller gone
+	go func() { done <- ping() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// HTTP server timeouts. Reading a whole request, the largest job (4 MiB)
+// included, and writing the answer each take well under 30 s from a
+// client on a working network; a client slower than that holds a
+// connection and a goroutine for nothing.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+func newHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+	}
 }
 
 func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Handler, c *stats.Counters) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", c.Handler())
 	mux.Handle("/", h)
-	srv := &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(cfg.Listen, mux)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", cfg.Listen)
@@ -249,6 +286,87 @@ func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Han
 		},
 		OnStop: srv.Shutdown,
 	})
+}
+
+// deliveryRetention is how long delivery records are kept. They are the
+// trace an operator reads (GET /v1/messages/{id}) and the idempotency
+// record that keeps a retried job from pushing a device twice, so they must
+// outlive the longest life of a message on the queue: pushjob.MaxRetry (12)
+// retries with backoff capped at 5 minutes, plus asynq's retention of the
+// finished task id (pushjob.Retention, 24 h), within which the same message
+// is refused as a duplicate. A week covers that many times over and leaves
+// an operator days to look into a complaint.
+const deliveryRetention = 7 * 24 * time.Hour
+
+// pruneInterval is how often delivery records past deliveryRetention are
+// deleted.
+const pruneInterval = time.Hour
+
+// pruner deletes delivery records older than a cut-off
+// (installations.Deliveries).
+type pruner interface {
+	Prune(ctx context.Context, before time.Time) (int64, error)
+}
+
+// pruneLoop deletes old delivery records at start and then every interval,
+// until stopped.
+type pruneLoop struct {
+	del      pruner
+	log      *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func startPruner(lc fx.Lifecycle, log *slog.Logger, del *installations.Deliveries) {
+	p := &pruneLoop{del: del, log: log, now: time.Now, interval: pruneInterval}
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error { p.start(); return nil },
+		OnStop:  p.stop,
+	})
+}
+
+func (p *pruneLoop) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(p.interval)
+		defer t.Stop()
+		for {
+			p.prune(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// stop ends the loop, cancelling a prune in progress, and waits for it
+// until ctx ends.
+func (p *pruneLoop) stop(ctx context.Context) error {
+	p.cancel()
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *pruneLoop) prune(ctx context.Context) {
+	n, err := p.del.Prune(ctx, p.now().Add(-deliveryRetention))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Stopping: the next start prunes.
+	case err != nil:
+		p.log.Warn("prune delivery records", "err", err)
+	case n > 0:
+		p.log.Info("pruned delivery records", "count", n, "older_than", deliveryRetention)
+	}
 }
 
 // asynqLogger sends asynq's own log lines to slog.

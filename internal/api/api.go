@@ -65,11 +65,16 @@ type Config struct {
 	Traces        Traces
 	Ready         []Check
 	Logger        *slog.Logger
-	// MaxBody is the largest request body; zero is 1 MiB, which a job of
-	// 10 000 recipients with long ids fits.
+	// MaxBody is the largest request body; zero is DefaultMaxBody.
 	MaxBody int64
 	Now     func() time.Time
 }
+
+// DefaultMaxBody is the largest request body unless Config says otherwise:
+// 4 MiB, which the largest valid job fits, 10 000 recipients
+// (pushjob.MaxRecipients) with ids of 256 bytes (pushjob.MaxIDLen) being
+// about 2.6 MB of JSON, with room for its content and data.
+const DefaultMaxBody = 4 << 20
 
 // Handler serves the API.
 type Handler struct {
@@ -95,7 +100,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("api: installations, mutes and enqueuer are required")
 	}
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
+		cfg.MaxBody = DefaultMaxBody
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -185,21 +190,28 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers "ok" or "unavailable" for each dependency. It needs no
+// token, so the reason a check failed (addresses, database errors) goes to
+// the log, not to the caller.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	status := http.StatusOK
 	out := make(map[string]string)
 	for _, c := range h.cfg.Ready {
 		if err := c.Check(ctx); err != nil {
 			status = http.StatusServiceUnavailable
-			out[c.Name] = err.Error()
+			out[c.Name] = "unavailable"
+			h.log.Warn("api: not ready", "check", c.Name, "err", err)
 			continue
 		}
 		out[c.Name] = "ok"
 	}
 	writeJSON(w, status, out)
 }
+
+// readyTimeout bounds all of /readyz's checks together.
+const readyTimeout = 3 * time.Second
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
 // errors, and a body over the limit is 413.
@@ -230,6 +242,23 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// bodyApp picks the app id of a request that may name it in its query, as
+// every route does, or in its body: either one, or both when they agree.
+// It then checks it as app does.
+func (h *Handler) bodyApp(w http.ResponseWriter, r *http.Request, inBody string) (string, bool) {
+	inQuery := r.URL.Query().Get("app_id")
+	switch {
+	case inQuery != "" && inBody != "" && inQuery != inBody:
+		writeError(w, http.StatusBadRequest, "invalid request", []FieldError{{
+			Field: "app_id", Rule: fmt.Sprintf("query and body disagree (%q in the query, %q in the body)", inQuery, inBody),
+		}})
+		return "", false
+	case inBody == "":
+		inBody = inQuery
+	}
+	return h.app(w, inBody)
 }
 
 // app reads the app id from the query (default "default") and checks it is
@@ -295,7 +324,7 @@ func (h *Handler) putInstallation(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &b) {
 		return
 	}
-	app, ok := h.app(w, b.AppID)
+	app, ok := h.bodyApp(w, r, b.AppID)
 	if !ok {
 		return
 	}
@@ -368,7 +397,7 @@ func (h *Handler) putMute(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &b) {
 		return
 	}
-	app, ok := h.app(w, b.AppID)
+	app, ok := h.bodyApp(w, r, b.AppID)
 	if !ok {
 		return
 	}

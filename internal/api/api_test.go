@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -31,7 +33,7 @@ const (
 	otherToken  = "second-token-0123456789"
 	apnsTok     = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
 	fcmTok      = "dGVzdC1mY20tdG9rZW4:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8OvPVGJ-hQMRKRrZuJAEcl7B338qju59zJMjw2DELjzEvxwYv7hH5Ynpc1ODQ0aT4U4OFEeco8ohsN5PjL1iC2dNtk2BAokeMCg2ZXKqpc8FXKmhX94kIxQ"
-	maxBodySize = 1 << 20
+	maxBodySize = 4 << 20
 )
 
 // t0 is the API's clock in these tests.
@@ -403,11 +405,13 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("readyz body %s, want database and redis ok", r.body)
 	}
 
-	// A dependency that does not answer makes the process unready, and
-	// the answer says which one and why.
+	// A dependency that does not answer makes the process unready. The
+	// answer, which needs no token, says which one; why goes to the log.
+	var logs bytes.Buffer
 	s = newServer(t, func(c *api.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		c.Ready = append(c.Ready, api.Check{Name: "redis", Check: func(context.Context) error {
-			return errors.New("dial tcp 127.0.0.1:6379: connection refused")
+			return errors.New("dial tcp 10.0.0.7:6379: connection refused")
 		}})
 	})
 	r = s.doAuth("GET", "/readyz", "", "")
@@ -416,8 +420,37 @@ func TestReadyz(t *testing.T) {
 	if err := json.Unmarshal(r.body, &got); err != nil {
 		t.Fatalf("readyz body %s: %v", r.body, err)
 	}
-	if got["database"] != "ok" || !strings.Contains(got["redis"], "connection refused") {
-		t.Errorf("readyz body %s, want database ok and redis's error", r.body)
+	if len(got) != 2 || got["database"] != "ok" || got["redis"] != "unavailable" {
+		t.Errorf("readyz body %s, want database ok and redis unavailable", r.body)
+	}
+	if strings.Contains(string(r.body), "10.0.0.7") || strings.Contains(string(r.body), "refused") {
+		t.Errorf("readyz body %s leaks the internal error", r.body)
+	}
+	if l := logs.String(); !strings.Contains(l, "check=redis") || !strings.Contains(l, "10.0.0.7:6379: connection refused") {
+		t.Errorf("log %q does not record the failed check and its error", l)
+	}
+}
+
+// A check that overruns /readyz's budget fails with it rather than hold
+// the probe.
+func TestReadyzTimeout(t *testing.T) {
+	s := newServer(t, func(c *api.Config) {
+		c.Ready = append(c.Ready, api.Check{Name: "redis", Check: func(ctx context.Context) error {
+			if _, ok := ctx.Deadline(); !ok {
+				return errors.New("no deadline")
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}})
+	})
+	start := time.Now()
+	r := s.doAuth("GET", "/readyz", "", "")
+	r.want(t, http.StatusServiceUnavailable)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("/readyz took %v", d)
+	}
+	if !strings.Contains(string(r.body), `"redis":"unavailable"`) {
+		t.Errorf("readyz body %s", r.body)
 	}
 }
 
@@ -477,6 +510,10 @@ func TestBodyOverLimit(t *testing.T) {
 		if !strings.Contains(e.Error, fmt.Sprint(maxBodySize)) {
 			t.Errorf("%s %s: 413 says %q, want it to name the limit", rt.method, rt.path, e.Error)
 		}
+	}
+
+	if maxBodySize != api.DefaultMaxBody {
+		t.Errorf("DefaultMaxBody = %d, want %d", api.DefaultMaxBody, maxBodySize)
 	}
 
 	// The limit is the operator's.
@@ -585,6 +622,48 @@ func TestPutInstallationBadInput(t *testing.T) {
 	}
 	if list := s.listInstallations("alice"); len(list) != 1 || list[0].Token != apnsTok || !list[0].Valid {
 		t.Errorf("alice's installation after bad updates: %+v", list)
+	}
+}
+
+// PUT names its app in the query, as every other route does, or in the
+// body; both at once must agree.
+func TestPutAppInQuery(t *testing.T) {
+	s := newServer(t)
+	inst := `{"client_id":"alice","provider":"fcm","token":"` + fcmTok + `"}`
+	s.do("PUT", "/v1/installations/android-1?app_id=chat", inst).want(t, 200)
+	s.do("PUT", "/v1/installations/android-2?app_id=chat", `{"app_id":"chat","client_id":"alice","provider":"fcm","token":"`+fcmTok+`-2"}`).want(t, 200)
+	s.do("PUT", "/v1/mutes/alice/conv-1?app_id=chat", `{}`).want(t, 200)
+	s.do("PUT", "/v1/mutes/alice/conv-2?app_id=chat", `{"app_id":"chat"}`).want(t, 200)
+	if list := s.listInstallations("alice"); len(list) != 0 {
+		t.Errorf("installations in the default app: %+v", list)
+	}
+	if list := s.listMutes("alice"); len(list) != 0 {
+		t.Errorf("mutes in the default app: %+v", list)
+	}
+	r := s.do("GET", "/v1/installations?client_id=alice&app_id=chat", "")
+	r.want(t, 200)
+	if !strings.Contains(string(r.body), `"android-1"`) || !strings.Contains(string(r.body), `"android-2"`) {
+		t.Errorf("alice's installations in chat: %s", r.body)
+	}
+	r = s.do("GET", "/v1/mutes?client_id=alice&app_id=chat", "")
+	r.want(t, 200)
+	if !strings.Contains(string(r.body), `"conv-1"`) || !strings.Contains(string(r.body), `"conv-2"`) {
+		t.Errorf("alice's mutes in chat: %s", r.body)
+	}
+
+	for _, c := range []struct {
+		name, path, body string
+		rule             string
+	}{
+		{"installation, disagree", "/v1/installations/android-3?app_id=chat", `{"app_id":"default","client_id":"bob","provider":"fcm","token":"` + fcmTok + `-3"}`, "query and body disagree"},
+		{"installation, unknown app in query", "/v1/installations/android-3?app_id=nope", inst, `app "nope" is not configured`},
+		{"mute, disagree", "/v1/mutes/bob/conv-1?app_id=default", `{"app_id":"chat"}`, "query and body disagree"},
+		{"mute, unknown app in query", "/v1/mutes/bob/conv-1?app_id=nope", `{}`, `app "nope" is not configured`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := s.with(t)
+			hasFields(t, s.badRequest("PUT", c.path, c.body, http.StatusBadRequest), map[string]string{"app_id": c.rule})
+		})
 	}
 }
 
@@ -815,6 +894,29 @@ func TestPush(t *testing.T) {
 	})).want(t, http.StatusAccepted)
 	if n := len(s.enq.calls()); n != 3 {
 		t.Errorf("enqueued %d jobs, want 3", n)
+	}
+}
+
+// The largest valid job, 10 000 recipients of the longest ids (about
+// 2.6 MB), fits the default body limit.
+func TestPushLargestJob(t *testing.T) {
+	s := newServer(t)
+	ids := make([]string, pushjob.MaxRecipients)
+	for i := range ids {
+		id := fmt.Sprintf("user-%05d-", i)
+		ids[i] = id + strings.Repeat("x", pushjob.MaxIDLen-len(id))
+	}
+	body := jsonBody(t, map[string]any{
+		"message_id": strings.Repeat("m", pushjob.MaxMessageIDLen), "conversation_id": strings.Repeat("c", pushjob.MaxIDLen),
+		"from_client_id": strings.Repeat("f", pushjob.MaxIDLen), "recipients": ids,
+		"push": map[string]any{"title": strings.Repeat("t", 1000), "body": strings.Repeat("b", pushjob.MaxTextLen)},
+	})
+	if len(body) < 2_500_000 || len(body) > maxBodySize {
+		t.Fatalf("body of %d bytes", len(body))
+	}
+	s.do("POST", "/v1/push", body).want(t, http.StatusAccepted)
+	if jobs := s.enq.calls(); len(jobs) != 1 || len(jobs[0].Recipients) != pushjob.MaxRecipients {
+		t.Errorf("enqueued %d jobs", len(jobs))
 	}
 }
 

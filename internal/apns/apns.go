@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sideshow/apns2"
@@ -314,6 +316,7 @@ func (s *Sender) push(ctx context.Context, g *gateway, n *apns2.Notification) (R
 	resp, err := g.client.PushWithContext(context.WithValue(ctx, exchangeKey{}, &x), n)
 	res := Result{Env: g.env}
 	if err != nil {
+		err = withoutToken(withoutURL(g.env, err), n.DeviceToken)
 		if x.status != 0 {
 			// Apple answered but the body was unreadable: the status
 			// still says what happened.
@@ -336,6 +339,38 @@ func (s *Sender) push(ctx context.Context, g *gateway, n *apns2.Notification) (R
 	}
 	return res, x.bearer
 }
+
+// withoutURL replaces a *url.Error, which net/http returns for every failed
+// request, by one that keeps its operation and cause but not its URL: the
+// URL ends in /3/device/<device token>, and Result.Err is logged and stored
+// as a delivery's reason, where a full device token must never appear. The
+// cause stays wrapped, so errors.Is still finds context.Canceled and
+// context.DeadlineExceeded.
+func withoutURL(env string, err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return fmt.Errorf("%s to %s gateway: %w", strings.ToLower(ue.Op), env, ue.Err)
+}
+
+// withoutToken is withoutURL's safety net: an error whose text still holds
+// the device token, from some layer that quotes the request, has it
+// replaced by its first eight digits. The error stays wrapped.
+func withoutToken(err error, token string) error {
+	if len(token) <= 8 || !strings.Contains(err.Error(), token) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), token, token[:8]+"..."), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // transportOutcome classifies a push that got no answer from Apple.
 func transportOutcome(ctx context.Context, err error) (outcome.Outcome, error) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -301,7 +302,27 @@ func TestSendDroppedConnection(t *testing.T) {
 	if res.Outcome != outcome.Retrying || res.Status != 0 || res.Err == nil {
 		t.Fatalf("result = %+v, want Retrying with a transport error", res)
 	}
+	// net/http's error quotes the URL, which ends in the device token;
+	// Err is logged and stored, so it keeps the cause and drops the URL.
+	t.Log(res.Err)
+	noToken(t, res.Err, tok)
+	if msg := res.Err.Error(); !strings.Contains(msg, "post to production gateway") {
+		t.Errorf("error %q does not say what failed", msg)
+	}
+	var ue *url.Error
+	if errors.As(res.Err, &ue) {
+		t.Errorf("error %q still wraps the *url.Error", res.Err)
+	}
 	want(t, e.send(t, apns.Request{Token: tok}), outcome.Delivered, 200, "")
+}
+
+// noToken fails the test if err's text holds the device token, or any URL
+// path that would lead to it.
+func noToken(t *testing.T, err error, tok string) {
+	t.Helper()
+	if msg := err.Error(); strings.Contains(msg, tok) || strings.Contains(msg, "/3/device/") {
+		t.Errorf("error %q shows the device token", msg)
+	}
 }
 
 func TestSendDeadlineAndCancel(t *testing.T) {
@@ -316,6 +337,7 @@ func TestSendDeadlineAndCancel(t *testing.T) {
 		if res.Outcome != outcome.Retrying || !errors.Is(res.Err, context.DeadlineExceeded) {
 			t.Fatalf("result = %s %v, want Retrying with a deadline", res.Outcome, res.Err)
 		}
+		noToken(t, res.Err, tok)
 	})
 	t.Run("cancel", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -324,6 +346,7 @@ func TestSendDeadlineAndCancel(t *testing.T) {
 		if res.Outcome != outcome.Retrying || !errors.Is(res.Err, context.Canceled) {
 			t.Fatalf("result = %s %v, want Retrying with context.Canceled", res.Outcome, res.Err)
 		}
+		noToken(t, res.Err, tok)
 	})
 }
 

@@ -13,7 +13,8 @@ import (
 )
 
 // DataConversationID is the FCM data key that carries the conversation id,
-// for the app to open the right chat.
+// for the app to open the right chat, and to group a chat's notifications
+// itself if it wants: pushd tags each notification with its message id.
 const DataConversationID = "conversation_id"
 
 // FCMTemplate is one job's FCM message for one platform shape, built once;
@@ -41,11 +42,17 @@ type FCMTemplate struct {
 // For Android: priority "high" for high and normal jobs, "normal" for low
 // ones (FCM's normal priority waits for the device to wake, which suits
 // digest-like traffic); a TTL up to the job's Expiry, as APNs gets it as
-// expiration (none when the job has none: FCM keeps it four weeks); the
-// conversation id as
-// collapse key and as notification tag, so a chat's notifications replace
-// one another instead of stacking, and a duplicate after a crash replaces
-// the first; p's channel and sound.
+// expiration (none when the job has none: FCM keeps it four weeks); p's
+// channel and sound; and the message id as notification tag, so that a
+// duplicate of one message (a retry after a crash between FCM's answer and
+// its record) replaces the first notification rather than stacking, while
+// different messages of one chat each show.
+//
+// There is no collapse key: every message is non-collapsible. FCM keeps at
+// most four collapse keys per offline device, so keying by conversation
+// would lose whole chats for a phone offline in five, and a collapsed
+// message replaces its chat's earlier one; non-collapsible messages are
+// kept, up to 100 per offline device, and delivered when it returns.
 func NewFCMTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
 	t := &FCMTemplate{}
 	body := p.Body
@@ -54,7 +61,6 @@ func NewFCMTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
 	}
 	t.msg.Data = fcmData(p.Data, j.ConversationID)
 
-	t.android.CollapseKey = j.ConversationID
 	t.android.Priority = "high"
 	if j.Priority == pushjob.PriorityLow {
 		t.android.Priority = "normal"
@@ -69,7 +75,7 @@ func NewFCMTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
 		t.hasNote = true
 		t.msg.Notification = &messaging.Notification{Title: p.Title, Body: body}
 		t.notif = messaging.AndroidNotification{
-			Tag:       j.ConversationID,
+			Tag:       j.MessageID,
 			ChannelID: p.ChannelID,
 			Sound:     p.Sound,
 		}

@@ -3,6 +3,7 @@ package content
 import (
 	"encoding/json"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,8 +39,8 @@ func TestFCMMessage(t *testing.T) {
 	if a == nil || a.Notification == nil {
 		t.Fatalf("android = %+v", a)
 	}
-	if a.CollapseKey != "conv-1" || a.Notification.Tag != "conv-1" {
-		t.Errorf("collapse key %q, tag %q; want the conversation id", a.CollapseKey, a.Notification.Tag)
+	if a.CollapseKey != "" || a.Notification.Tag != "m1" {
+		t.Errorf("collapse key %q, tag %q; want none and the message id", a.CollapseKey, a.Notification.Tag)
 	}
 	if a.Priority != "high" {
 		t.Errorf("priority = %q, want high", a.Priority)
@@ -135,7 +136,7 @@ func TestFCMTemplateCopies(t *testing.T) {
 	*a.Android.TTL = 0
 	*a.Android.Notification.NotificationCount = 100
 	a.Android.Notification.Tag = "changed"
-	if b.Token != "b" || *b.Android.TTL != time.Minute || b.Android.Notification.NotificationCount != nil || b.Android.Notification.Tag != "conv-1" {
+	if b.Token != "b" || *b.Android.TTL != time.Minute || b.Android.Notification.NotificationCount != nil || b.Android.Notification.Tag != "m1" {
 		t.Errorf("messages of one template share per-device state: %+v %+v", b.Android, b.Android.Notification)
 	}
 	if c := tmpl.Message("c", intp(2)); *c.Android.TTL != time.Minute || *c.Android.Notification.NotificationCount != 2 {
@@ -145,5 +146,46 @@ func TestFCMTemplateCopies(t *testing.T) {
 	// What goes on the wire: the SDK's own encoding accepts it.
 	if _, err := json.Marshal(&messaging.Message{Token: a.Token, Android: b.Android, Data: b.Data, Notification: b.Notification}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Messages are non-collapsible: FCM keeps at most four collapse keys for an
+// offline device, so a collapse key per chat would lose chats. The tag is
+// the message id: each message of a chat shows, and a duplicate of one
+// message replaces its notification.
+func TestFCMNonCollapsibleTaggedByMessage(t *testing.T) {
+	tags := make(map[string]string)
+	for _, conv := range []string{"conv-1", "conv-2", "conv-3", "conv-4", "conv-5"} {
+		for _, msg := range []string{"a", "b"} {
+			j := testJob()
+			j.ConversationID, j.MessageID = conv, conv+"/"+msg
+			m := FCMMessage(Platform{Title: "t", Body: "b"}, j, "tok", nil)
+			if m.Android.CollapseKey != "" {
+				t.Errorf("%s: collapse key %q, want none", j.MessageID, m.Android.CollapseKey)
+			}
+			if m.Data[DataConversationID] != conv {
+				t.Errorf("%s: data %v, want %s=%s", j.MessageID, m.Data, DataConversationID, conv)
+			}
+			tag := m.Android.Notification.Tag
+			if prev, dup := tags[tag]; dup {
+				t.Errorf("%s and %s share the tag %q", prev, j.MessageID, tag)
+			}
+			tags[tag] = j.MessageID
+			// On the wire: no collapse_key at all.
+			b, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), "collapse_key") {
+				t.Errorf("%s: message %s has a collapse_key", j.MessageID, b)
+			}
+		}
+	}
+	// The same message again (a retry after a crash) has the same tag.
+	j := testJob()
+	first := FCMMessage(Platform{Body: "b"}, j, "tok", nil).Android.Notification.Tag
+	again := FCMMessage(Platform{Body: "b"}, j, "tok", nil).Android.Notification.Tag
+	if first != again || first != j.MessageID {
+		t.Errorf("tags %q and %q for one message, want %q twice", first, again, j.MessageID)
 	}
 }

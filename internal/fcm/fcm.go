@@ -7,8 +7,9 @@
 // or the answer's Retry-After when that is longer, giving up at once when
 // Retry-After is over two minutes. A send can therefore take seven seconds
 // and more; the caller's context bounds it. Its retries of a dropped
-// connection may deliver a message twice, which a collapse key makes
-// harmless. Other statuses (429, 500) come back at once.
+// connection may deliver a message twice, which the notification tag (the
+// message id, set by package content) makes harmless: the second replaces
+// the first. Other statuses (429, 500) come back at once.
 package fcm
 
 import (
