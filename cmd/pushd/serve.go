@@ -199,11 +199,19 @@ func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *disp
 			if errors.As(err, &re) {
 				return // the worker logged the attempt's outcomes
 			}
-			log.Warn("job failed", "type", t.Type(), "err", err)
+			id, _ := asynq.GetTaskID(ctx)
+			log.Warn("job failed", "task_id", id, "type", t.Type(), "err", err)
 		}),
 	})
-	mux := asynq.NewServeMux()
-	mux.Handle(pushjob.TaskType, w)
+	// A task of another type was put on pushd's queues by mistake: archive
+	// it at once, as asynq's ServeMux would retry it for days.
+	mux := asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if t.Type() != pushjob.TaskType {
+			c.JobRejected("unknown_task_type")
+			return fmt.Errorf("%w: pushd runs only %s tasks, not %q", asynq.SkipRetry, pushjob.TaskType, t.Type())
+		}
+		return w.ProcessTask(ctx, t)
+	})
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error { return srv.Start(mux) },
 		OnStop: func(context.Context) error {

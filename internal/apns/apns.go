@@ -22,6 +22,7 @@ import (
 	"github.com/sideshow/apns2/token"
 
 	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/internal/pemfile"
 	"github.com/pushd/pushd/internal/retryafter"
 )
 
@@ -231,13 +232,9 @@ func caPool(pools map[string]*x509.CertPool, file string) (*x509.CertPool, error
 	if p, ok := pools[file]; ok {
 		return p, nil
 	}
-	b, err := readFile(file)
+	p, err := pemfile.CertPool(file)
 	if err != nil {
-		return nil, fmt.Errorf("CA file %s: %w", file, err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("CA file %s: no PEM certificates in it", file)
+		return nil, err
 	}
 	pools[file] = p
 	return p, nil

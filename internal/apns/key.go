@@ -5,14 +5,13 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/sideshow/apns2/token"
+
+	"github.com/pushd/pushd/internal/pemfile"
 )
 
 // minForcedRefresh is the least age of a provider token that Send replaces
@@ -62,7 +61,7 @@ func (k *signer) refresh(used string) (retry bool, err error) {
 // "PRIVATE KEY" block holding a PKCS#8 EC P-256 key. Errors name the file
 // and what is wrong with it, never its content.
 func loadP8(file string) (*ecdsa.PrivateKey, error) {
-	b, err := readFile(file)
+	b, err := pemfile.Read(file)
 	if err != nil {
 		return nil, fmt.Errorf("load key %s: %w", file, err)
 	}
@@ -82,15 +81,4 @@ func loadP8(file string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("load key %s: EC key on %s, want P-256", file, ec.Curve.Params().Name)
 	}
 	return ec, nil
-}
-
-// readFile is os.ReadFile with the path left out of its errors, since the
-// callers name the file already.
-func readFile(name string) ([]byte, error) {
-	b, err := os.ReadFile(name)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return nil, pe.Err
-	}
-	return b, err
 }

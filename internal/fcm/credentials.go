@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+
+	"github.com/pushd/pushd/internal/pemfile"
 )
 
 // serviceAccount is what New checks in a service-account key file before
@@ -22,7 +24,7 @@ type serviceAccount struct {
 // loadServiceAccount reads and checks a service-account key file. Errors
 // say what is wrong with the file, never what is in it.
 func loadServiceAccount(file string) ([]byte, *serviceAccount, error) {
-	b, err := readFile(file)
+	b, err := pemfile.Read(file)
 	if err != nil {
 		return nil, nil, err
 	}

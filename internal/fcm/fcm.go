@@ -28,6 +28,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/internal/pemfile"
 )
 
 // scopeMessaging is the OAuth2 scope FCM's HTTP v1 API asks for.
@@ -139,7 +140,7 @@ func newApp(ctx context.Context, ac AppConfig) (*app, error) {
 	} else if project != sa.ProjectID {
 		return nil, fmt.Errorf("project %q does not match project_id %q in %s", project, sa.ProjectID, ac.CredentialsFile)
 	}
-	roots, err := caPool(ac.CAFile)
+	roots, err := pemfile.CertPool(ac.CAFile)
 	if err != nil {
 		return nil, err
 	}

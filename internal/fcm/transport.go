@@ -5,11 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -78,31 +75,4 @@ func newBaseTransport(roots *x509.CertPool) *http.Transport {
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 	}
-}
-
-// caPool reads a PEM bundle; "" is the system roots (nil).
-func caPool(file string) (*x509.CertPool, error) {
-	if file == "" {
-		return nil, nil
-	}
-	b, err := readFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("CA file %s: %w", file, err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("CA file %s: no PEM certificates in it", file)
-	}
-	return p, nil
-}
-
-// readFile is os.ReadFile with the path left out of its errors, since the
-// callers name the file already.
-func readFile(name string) ([]byte, error) {
-	b, err := os.ReadFile(name)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return nil, pe.Err
-	}
-	return b, err
 }
