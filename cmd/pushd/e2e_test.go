@@ -68,6 +68,8 @@ type e2e struct {
 	// stop sends pushd the equivalent of SIGTERM and returns its exit
 	// status once it has stopped.
 	stop func() int
+	// config is the config file pushd runs with.
+	config string
 }
 
 func freeAddr(t *testing.T) string {
@@ -155,7 +157,7 @@ apps:
 		return exit
 	}
 	t.Cleanup(func() { stop() })
-	e := &e2e{t: t, sim: sim, base: "http://" + listen, hc: &http.Client{Timeout: 10 * time.Second}, stop: stop}
+	e := &e2e{t: t, sim: sim, base: "http://" + listen, hc: &http.Client{Timeout: 10 * time.Second}, stop: stop, config: cfgPath}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := e.hc.Get(e.base + "/readyz")
@@ -521,5 +523,29 @@ func TestShutdownDrainsJobsInFlight(t *testing.T) {
 	}
 	if delivered != len(tokens) {
 		t.Errorf("after shutdown the trace records %d of %d deliveries: %+v", delivered, len(tokens), trace)
+	}
+}
+
+// pushd send enqueues a job from flags, as an operator tries a device.
+func TestSendCommand(t *testing.T) {
+	needRedis(t)
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	e := startPushd(t, sim, fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db")))
+	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Development, e2eTopic, 1)
+	e.register("iphone-ada", "ada", "apns", tok, "development")
+	code, out, errOut := runCLI(t, "send", "--config", e.config, "--to", "ada", "--message-id", "send-1", "--title", "Hello", "--body", "from pushd send")
+	if code != 0 || !strings.Contains(out, "send-1") {
+		t.Fatalf("pushd send: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if got := e.waitTrace("send-1", 1); got["ada/iphone-ada"] != "delivered" {
+		t.Fatalf("trace %v, want ada delivered", got)
+	}
+	rc, _ := sim.Receipt(tok)
+	if !strings.Contains(string(rc.Payload), `"title":"Hello"`) || !strings.Contains(string(rc.Payload), "from pushd send") {
+		t.Errorf("payload %s, want the flags' title and body", rc.Payload)
+	}
+	// The same message id again is refused.
+	if code, _, errOut := runCLI(t, "send", "--config", e.config, "--to", "ada", "--message-id", "send-1"); code != 1 || !strings.Contains(errOut, "already enqueued") {
+		t.Errorf("second send: exit %d, stderr %q", code, errOut)
 	}
 }
