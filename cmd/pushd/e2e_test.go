@@ -549,3 +549,71 @@ func TestSendCommand(t *testing.T) {
 		t.Errorf("second send: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// A development token registered as production, and one registered with no
+// environment, are refused by the production gateway, delivered by the
+// development one, and corrected in the registry: the next message goes
+// straight to development.
+func TestAPNsEnvironmentSelfCorrects(t *testing.T) {
+	needRedis(t)
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	e := startPushd(t, sim, fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db")))
+	m := sim.Minter()
+	wrong := m.APNs(pushsim.FateValid, pushsim.Development, e2eTopic, 1)
+	unset := m.APNs(pushsim.FateValid, pushsim.Development, e2eTopic, 2)
+	e.register("iphone-ada", "ada", "apns", wrong, "production")
+	e.register("iphone-bo", "bo", "apns", unset, "")
+
+	job := map[string]any{"message_id": "env-1", "conversation_id": "conv-e", "recipients": []string{"ada", "bo"}}
+	if st := e.call("POST", "/v1/push", job, nil); st != 202 {
+		t.Fatalf("push: %d", st)
+	}
+	got := e.waitTrace("env-1", 2)
+	for _, k := range []string{"ada/iphone-ada", "bo/iphone-bo"} {
+		if got[k] != "env_corrected" {
+			t.Errorf("trace %s = %q, want env_corrected (trace %v)", k, got[k], got)
+		}
+	}
+	for _, tok := range []string{wrong, unset} {
+		if rc, ok := sim.Receipt(tok); !ok || rc.Count != 1 || rc.Listener != "apns-development" {
+			t.Errorf("receipt of %s…: %+v %v, want one push at apns-development", tok[:12], rc, ok)
+		}
+	}
+	for _, client := range []string{"ada", "bo"} {
+		var list struct {
+			Installations []struct {
+				ID      string `json:"installation_id"`
+				APNsEnv string `json:"apns_env"`
+				Valid   bool   `json:"valid"`
+			} `json:"installations"`
+		}
+		e.call("GET", "/v1/installations?client_id="+client, nil, &list)
+		if len(list.Installations) != 1 || list.Installations[0].APNsEnv != "development" || !list.Installations[0].Valid {
+			t.Errorf("%s's installations: %+v, want one, valid, apns_env development", client, list.Installations)
+		}
+	}
+
+	// The next message goes straight to development: production refused
+	// each token once, on the first message only.
+	job = map[string]any{"message_id": "env-2", "conversation_id": "conv-e", "recipients": []string{"ada", "bo"}}
+	if st := e.call("POST", "/v1/push", job, nil); st != 202 {
+		t.Fatalf("second push: %d", st)
+	}
+	got = e.waitTrace("env-2", 2)
+	for _, k := range []string{"ada/iphone-ada", "bo/iphone-bo"} {
+		if got[k] != "delivered" {
+			t.Errorf("second message: trace %s = %q, want delivered (trace %v)", k, got[k], got)
+		}
+	}
+	for _, tok := range []string{wrong, unset} {
+		if rc, ok := sim.Receipt(tok); !ok || rc.Count != 2 || rc.Listener != "apns-development" {
+			t.Errorf("receipt of %s… after two messages: %+v %v, want two pushes at apns-development", tok[:12], rc, ok)
+		}
+	}
+	if n := sim.Total("apns-production", 400, "BadDeviceToken"); n != 2 {
+		t.Errorf("production answered BadDeviceToken %d times, want 2 (once per token, first message only)", n)
+	}
+	if n := sim.Total("apns-production", 200, ""); n != 0 {
+		t.Errorf("production accepted %d pushes of development tokens", n)
+	}
+}

@@ -34,6 +34,9 @@ type Mutes interface {
 type Registry interface {
 	ValidForClients(ctx context.Context, app string, clients []string) ([]installations.Installation, error)
 	MarkInvalid(ctx context.Context, app, provider, token, reason string, at time.Time) (int64, error)
+	// SetAPNsEnv corrects an installation's APNs environment after the
+	// other environment's gateway accepted its token.
+	SetAPNsEnv(ctx context.Context, app, id, env string) error
 	IncrementBadges(ctx context.Context, app string, ids []string) (map[string]int, error)
 }
 
@@ -292,6 +295,14 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 		if res.Outcome == outcome.Retrying && res.retryAfter > rep.RetryAfter {
 			rep.RetryAfter = res.retryAfter
 		}
+		if res.correctEnv != "" {
+			// The push is delivered whatever becomes of the correction:
+			// a failed one is only logged, and the next push to the
+			// device corrects it again.
+			if err := p.cfg.Registry.SetAPNsEnv(bg, job.AppID, d.ID, res.correctEnv); err != nil {
+				p.log.Warn("apns environment not corrected", "app", job.AppID, "installation", d.ID, "apns_env", res.correctEnv, "err", err)
+			}
+		}
 		if res.Outcome == outcome.InvalidToken {
 			if _, err := p.cfg.Registry.MarkInvalid(bg, job.AppID, string(d.Provider), d.Token, res.Reason, now); err != nil {
 				// Left unrecorded, so the retry tries the token, and
@@ -413,6 +424,10 @@ type sendResult struct {
 	DeviceResult
 	retryAfter time.Duration
 	providerID string
+	// correctEnv is the APNs environment the installation is to be
+	// corrected to: its token was delivered there after the other said
+	// BadDeviceToken.
+	correctEnv string
 }
 
 // payloads are a job's provider payloads, encoded once for all its
@@ -465,20 +480,7 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 			res.Outcome, res.Reason = outcome.Rejected, err.Error()
 			return res
 		}
-		ar := p.cfg.APNs.Send(ctx, job.AppID, apns.Request{
-			Token:      d.Token,
-			Env:        d.APNsEnv,
-			Topic:      d.APNsTopic,
-			Expiration: job.Expiry(),
-			// A duplicate after a crash replaces the first on the device
-			// rather than stacking beside it.
-			CollapseID: collapseID(job.MessageID),
-			Payload:    payload,
-		})
-		res.Outcome, res.Reason, res.retryAfter, res.providerID = ar.Outcome, ar.Reason, ar.RetryAfter, ar.ApnsID
-		if res.Reason == "" && ar.Err != nil {
-			res.Reason = ar.Err.Error()
-		}
+		p.sendAPNs(ctx, job, d, payload, &res)
 	case installations.FCM:
 		if p.cfg.FCM == nil {
 			res.Outcome = outcome.NoCredentials
@@ -493,6 +495,82 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 		res.Outcome, res.Reason = outcome.Rejected, "unknown provider "+string(d.Provider)
 	}
 	return res
+}
+
+// reasonBadDeviceToken is Apple's answer to a token it does not know in
+// the environment asked, which is also its answer to a token of the other
+// environment.
+const reasonBadDeviceToken = "BadDeviceToken"
+
+// sendAPNs pushes payload to d at the gateway of its apns_env (empty is
+// production). A BadDeviceToken there is tried once, with the same payload,
+// at the other environment's gateway: delivered there is env_corrected,
+// with res.correctEnv set for the registry; only a token refused by both
+// is invalid. The other environment having no credentials leaves the
+// first answer standing; any other answer from it (transient, auth,
+// rejected) is the device's outcome, and the token is not blamed.
+func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installations.Installation, payload []byte, res *sendResult) {
+	env := d.APNsEnv
+	if env == "" {
+		env = installations.Production
+	}
+	req := apns.Request{
+		Token:      d.Token,
+		Env:        env,
+		Topic:      d.APNsTopic,
+		Expiration: job.Expiry(),
+		// A duplicate after a crash replaces the first on the device
+		// rather than stacking beside it.
+		CollapseID: collapseID(job.MessageID),
+		Payload:    payload,
+	}
+	ar := p.cfg.APNs.Send(ctx, job.AppID, req)
+	setAPNsResult(res, ar, env)
+	if ar.Outcome == outcome.EnvCorrected && res.APNsEnv != env {
+		// The sender switched environments itself.
+		res.correctEnv = res.APNsEnv
+		return
+	}
+	if ar.Reason != reasonBadDeviceToken {
+		return
+	}
+	other := otherEnv(env)
+	req.Env = other
+	br := p.cfg.APNs.Send(ctx, job.AppID, req)
+	switch br.Outcome {
+	case outcome.Delivered, outcome.EnvCorrected:
+		setAPNsResult(res, br, other)
+		res.Outcome, res.Reason = outcome.EnvCorrected, reasonBadDeviceToken+" in "+env
+		res.correctEnv = res.APNsEnv
+	case outcome.NoCredentials:
+		// Nothing to learn from an environment pushd cannot reach: the
+		// first answer stands.
+	default:
+		// Refused by both: invalid, with the other environment's reason
+		// (BadDeviceToken again, or Unregistered when the token was the
+		// other environment's and has died). Transient, auth or content
+		// trouble at the other gateway says nothing against the token:
+		// the device takes that outcome, and is not marked.
+		setAPNsResult(res, br, other)
+	}
+}
+
+func setAPNsResult(res *sendResult, ar apns.Result, env string) {
+	res.Outcome, res.Reason, res.retryAfter, res.providerID = ar.Outcome, ar.Reason, ar.RetryAfter, ar.ApnsID
+	if res.Reason == "" && ar.Err != nil {
+		res.Reason = ar.Err.Error()
+	}
+	res.APNsEnv = ar.Env
+	if res.APNsEnv == "" {
+		res.APNsEnv = env
+	}
+}
+
+func otherEnv(env string) string {
+	if env == installations.Development {
+		return installations.Production
+	}
+	return installations.Development
 }
 
 // collapseID fits the message id into apns-collapse-id's 64 bytes; longer

@@ -1079,3 +1079,242 @@ func TestProcessAPNsPayloadSize(t *testing.T) {
 		t.Error("content too large blamed the token")
 	}
 }
+
+// envScript scripts the fake APNs per environment for tok: byEnv maps an
+// environment to its gateway's answer; an environment absent from byEnv
+// accepts, and so does every gateway for other tokens.
+func envScript(tok string, byEnv map[string]apns.Result) apnsAnswer {
+	return func(r apns.Request, n int) apns.Result {
+		if r.Token != tok {
+			return apns.Result{}
+		}
+		return byEnv[r.Env]
+	}
+}
+
+var (
+	badDeviceToken = apns.Result{Outcome: outcome.InvalidToken, Status: 400, Reason: "BadDeviceToken"}
+	noCredentials  = apns.Result{Outcome: outcome.NoCredentials, Err: errors.New("apns: app \"default\" has no credentials for this environment")}
+)
+
+// envs lists the environments the pushes to tok went to, in order.
+func (f *fakeAPNs) envs(tok string) []string {
+	var out []string
+	for _, r := range f.to(tok) {
+		out = append(out, r.Env)
+	}
+	return out
+}
+
+// A development token registered as production is refused by the
+// production gateway, delivered by the development one with the same
+// payload, and corrected in the registry: the next message goes straight to
+// development.
+func TestProcessEnvCorrectsDevelopmentTokenRegisteredAsProduction(t *testing.T) {
+	w := newWorld(t)
+	tok := w.iphone("iphone-ada", "ada", installations.Production, 1)
+	w.apns.answer = envScript(tok, map[string]apns.Result{installations.Production: badDeviceToken})
+	job := newJob("msg-1", "ada")
+	job.Push = &pushjob.Content{Badge: &pushjob.Badge{Increment: true}}
+	rep := w.process(job, true)
+	want := map[string]string{"ada/iphone-ada": "env_corrected"}
+	sameMap(t, "report", outcomes(rep), want)
+	sameMap(t, "trace", w.trace("msg-1"), want)
+	if d := device(t, rep, "ada", "iphone-ada"); d.APNsEnv != installations.Development {
+		t.Errorf("report's apns_env %q, want development", d.APNsEnv)
+	}
+	if got := w.apns.envs(tok); !slices.Equal(got, []string{installations.Production, installations.Development}) {
+		t.Errorf("pushes went to %v, want production then development", got)
+	}
+	sent := w.apns.to(tok)
+	if len(sent) == 2 && string(sent[0].Payload) != string(sent[1].Payload) {
+		t.Errorf("second try's payload %s differs from the first's %s", sent[1].Payload, sent[0].Payload)
+	}
+	if b := decodeAPS(t, sent[len(sent)-1].Payload).APS.Badge; b == nil || *b != 1 {
+		t.Errorf("badge %v, want 1: incremented once", b)
+	}
+	in := w.installation("ada", "iphone-ada")
+	if in.APNsEnv != installations.Development || !in.Valid || in.Badge != 1 {
+		t.Errorf("installation after correction: env=%q valid=%v badge=%d, want development, valid, badge 1", in.APNsEnv, in.Valid, in.Badge)
+	}
+	if n := w.obs.get(outcome.EnvCorrected); n != 1 {
+		t.Errorf("observed env_corrected %d times, want 1", n)
+	}
+	if n := w.obs.get(outcome.InvalidToken); n != 0 {
+		t.Errorf("observed invalid_token %d times, want 0", n)
+	}
+
+	// A retry of the same message does not push the device again.
+	sameMap(t, "retry", outcomes(w.process(job, false)), want)
+	if n := len(w.apns.to(tok)); n != 2 {
+		t.Errorf("a retry pushed an env_corrected device again: %d pushes", n)
+	}
+
+	// The next message goes straight to development.
+	sameMap(t, "next message", outcomes(w.process(newJob("msg-2", "ada"), true)), map[string]string{"ada/iphone-ada": "delivered"})
+	if got := w.apns.envs(tok); len(got) != 3 || got[2] != installations.Development {
+		t.Errorf("pushes went to %v, want the third straight to development", got)
+	}
+}
+
+// An installation registered with no environment is tried at production
+// first, then corrected to development the same way.
+func TestProcessEnvCorrectsInstallationWithoutEnv(t *testing.T) {
+	w := newWorld(t)
+	tok := w.iphone("iphone-ada", "ada", "", 1)
+	prodTok := w.iphone("iphone-bob", "bob", "", 2)
+	w.apns.answer = envScript(tok, map[string]apns.Result{installations.Production: badDeviceToken})
+	rep := w.process(newJob("msg-1", "ada", "bob"), true)
+	sameMap(t, "report", outcomes(rep), map[string]string{"ada/iphone-ada": "env_corrected", "bob/iphone-bob": "delivered"})
+	if got := w.apns.envs(tok); !slices.Equal(got, []string{installations.Production, installations.Development}) {
+		t.Errorf("pushes to ada went to %v, want production then development", got)
+	}
+	if got := w.apns.envs(prodTok); !slices.Equal(got, []string{installations.Production}) {
+		t.Errorf("pushes to bob went to %v, want production only", got)
+	}
+	if in := w.installation("ada", "iphone-ada"); in.APNsEnv != installations.Development {
+		t.Errorf("ada's apns_env %q, want development", in.APNsEnv)
+	}
+	w.process(newJob("msg-2", "ada"), true)
+	if got := w.apns.envs(tok); len(got) != 3 || got[2] != installations.Development {
+		t.Errorf("pushes to ada went to %v, want the third straight to development", got)
+	}
+}
+
+// A token refused by both environments is invalid; so is one refused by
+// its own environment when the other has no credentials.
+func TestProcessEnvRefusedByBothIsInvalid(t *testing.T) {
+	for _, c := range []struct {
+		name, env string
+		other     apns.Result
+	}{
+		{"both refuse", installations.Production, badDeviceToken},
+		{"both refuse, from development", installations.Development, badDeviceToken},
+		{"other without credentials", installations.Production, noCredentials},
+		{"other without credentials, from development", installations.Development, noCredentials},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			tok := w.iphone("iphone-ada", "ada", c.env, 1)
+			other := installations.Development
+			if c.env == installations.Development {
+				other = installations.Production
+			}
+			w.apns.answer = envScript(tok, map[string]apns.Result{c.env: badDeviceToken, other: c.other})
+			rep := w.process(newJob("msg-1", "ada"), true)
+			want := map[string]string{"ada/iphone-ada": "invalid_token"}
+			sameMap(t, "report", outcomes(rep), want)
+			sameMap(t, "trace", w.trace("msg-1"), want)
+			if d := device(t, rep, "ada", "iphone-ada"); d.Reason != "BadDeviceToken" {
+				t.Errorf("reason %q, want BadDeviceToken", d.Reason)
+			}
+			if got := w.apns.envs(tok); !slices.Equal(got, []string{c.env, other}) {
+				t.Errorf("pushes went to %v, want %s then %s once", got, c.env, other)
+			}
+			in := w.installation("ada", "iphone-ada")
+			if in.Valid || in.InvalidReason != "BadDeviceToken" || in.APNsEnv != c.env {
+				t.Errorf("installation: valid=%v reason=%q env=%q, want invalid for BadDeviceToken, env unchanged", in.Valid, in.InvalidReason, in.APNsEnv)
+			}
+			if n := w.obs.get(outcome.InvalidToken); n != 1 {
+				t.Errorf("observed invalid_token %d times, want 1", n)
+			}
+			if n := w.obs.get(outcome.EnvCorrected); n != 0 {
+				t.Errorf("observed env_corrected %d times, want 0", n)
+			}
+		})
+	}
+}
+
+// A transient answer from the other environment leaves the device to
+// retry, unmarked; the retry tries both again and corrects it.
+func TestProcessEnvOtherTransientRetries(t *testing.T) {
+	w := newWorld(t)
+	tok := w.iphone("iphone-ada", "ada", installations.Production, 1)
+	w.apns.answer = func(r apns.Request, n int) apns.Result {
+		switch {
+		case r.Env == installations.Production:
+			return badDeviceToken
+		case n == 1: // the first push to development
+			return apns.Result{Outcome: outcome.Retrying, Status: 503, Reason: "ServiceUnavailable", RetryAfter: 3 * time.Second}
+		}
+		return apns.Result{}
+	}
+	job := newJob("msg-1", "ada")
+	rep := w.process(job, true)
+	sameMap(t, "report", outcomes(rep), map[string]string{"ada/iphone-ada": "retrying"})
+	if rep.Pending() != 1 || rep.RetryAfter != 3*time.Second {
+		t.Errorf("Pending() = %d, RetryAfter = %v, want 1 and 3s", rep.Pending(), rep.RetryAfter)
+	}
+	in := w.installation("ada", "iphone-ada")
+	if !in.Valid || in.InvalidReason != "" || in.APNsEnv != installations.Production {
+		t.Errorf("installation after a transient answer: valid=%v reason=%q env=%q, want valid and unchanged", in.Valid, in.InvalidReason, in.APNsEnv)
+	}
+	if n := w.obs.get(outcome.InvalidToken); n != 0 {
+		t.Errorf("observed invalid_token %d times, want 0", n)
+	}
+
+	sameMap(t, "retry", outcomes(w.process(job, false)), map[string]string{"ada/iphone-ada": "env_corrected"})
+	if got := w.apns.envs(tok); !slices.Equal(got, []string{installations.Production, installations.Development, installations.Production, installations.Development}) {
+		t.Errorf("pushes went to %v", got)
+	}
+	if in := w.installation("ada", "iphone-ada"); in.APNsEnv != installations.Development || !in.Valid {
+		t.Errorf("installation after the retry: env=%q valid=%v, want development, valid", in.APNsEnv, in.Valid)
+	}
+}
+
+// A device whose own environment has no credentials is no_credentials:
+// nothing is tried elsewhere and the token stays valid.
+func TestProcessEnvWithoutCredentialsIsNotInvalid(t *testing.T) {
+	w := newWorld(t)
+	tok := w.iphone("iphone-ada", "ada", installations.Development, 1)
+	w.apns.answer = envScript(tok, map[string]apns.Result{installations.Development: noCredentials})
+	rep := w.process(newJob("msg-1", "ada"), true)
+	want := map[string]string{"ada/iphone-ada": "no_credentials"}
+	sameMap(t, "report", outcomes(rep), want)
+	sameMap(t, "trace", w.trace("msg-1"), want)
+	if got := w.apns.envs(tok); !slices.Equal(got, []string{installations.Development}) {
+		t.Errorf("pushes went to %v, want development only", got)
+	}
+	in := w.installation("ada", "iphone-ada")
+	if !in.Valid || in.InvalidReason != "" || in.APNsEnv != installations.Development {
+		t.Errorf("installation: valid=%v reason=%q env=%q, want valid, development", in.Valid, in.InvalidReason, in.APNsEnv)
+	}
+	if n := w.obs.get(outcome.NoCredentials); n != 1 {
+		t.Errorf("observed no_credentials %d times, want 1", n)
+	}
+}
+
+// Other trouble at the other gateway (auth) is not the token's fault.
+func TestProcessEnvOtherAuthErrorKeepsToken(t *testing.T) {
+	w := newWorld(t)
+	tok := w.iphone("iphone-ada", "ada", installations.Production, 1)
+	w.apns.answer = envScript(tok, map[string]apns.Result{
+		installations.Production:  badDeviceToken,
+		installations.Development: {Outcome: outcome.AuthError, Status: 403, Reason: "InvalidProviderToken"},
+	})
+	sameMap(t, "report", outcomes(w.process(newJob("msg-1", "ada"), true)), map[string]string{"ada/iphone-ada": "auth_error"})
+	if in := w.installation("ada", "iphone-ada"); !in.Valid || in.APNsEnv != installations.Production {
+		t.Errorf("installation: valid=%v env=%q, want valid, production", in.Valid, in.APNsEnv)
+	}
+}
+
+// failingEnv is a registry whose SetAPNsEnv fails.
+type failingEnv struct{ *installations.Store }
+
+func (failingEnv) SetAPNsEnv(context.Context, string, string, string) error {
+	return errors.New("database is gone")
+}
+
+// A correction that cannot be stored does not undo the delivery: the
+// device is env_corrected and never pushed again for the message.
+func TestProcessEnvCorrectionFailureKeepsDelivery(t *testing.T) {
+	w := newWorld(t, func(c *dispatch.Config) { c.Registry = failingEnv{c.Registry.(*installations.Store)} })
+	tok := w.iphone("iphone-ada", "ada", installations.Production, 1)
+	w.apns.answer = envScript(tok, map[string]apns.Result{installations.Production: badDeviceToken})
+	want := map[string]string{"ada/iphone-ada": "env_corrected"}
+	sameMap(t, "report", outcomes(w.process(newJob("msg-1", "ada"), true)), want)
+	sameMap(t, "trace", w.trace("msg-1"), want)
+	if in := w.installation("ada", "iphone-ada"); in.APNsEnv != installations.Production {
+		t.Errorf("apns_env %q: the failing store stored it", in.APNsEnv)
+	}
+}
