@@ -86,15 +86,25 @@ func freeAddr(t *testing.T) string {
 // `pushd serve` in-process until the test ends, and waits for /readyz.
 func startPushd(t *testing.T, sim *pushsim.Sim, database string) *e2e {
 	t.Helper()
+	return startPushdWith(t, sim, database, func(certs string) string {
+		key, err := sim.NewAPNsKey("", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p8, _ := key.P8()
+		write(t, filepath.Join(certs, "AuthKey_"+key.KeyID+".p8"), p8)
+		return fmt.Sprintf("key_file: certs/default/AuthKey_%s.p8\n      key_id: %s\n      team_id: %s", key.KeyID, key.KeyID, key.TeamID)
+	})
+}
+
+// startPushdWith is startPushd with the app's APNs credentials given by
+// creds, which writes them into certs and returns their config keys.
+func startPushdWith(t *testing.T, sim *pushsim.Sim, database string, creds func(certs string) string) *e2e {
+	t.Helper()
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs", "default")
 	os.MkdirAll(certs, 0o700)
-	key, err := sim.NewAPNsKey("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p8, _ := key.P8()
-	write(t, filepath.Join(certs, "AuthKey_"+key.KeyID+".p8"), p8)
+	apnsCreds := creds(certs)
 	sa, err := sim.NewServiceAccount(e2eProject)
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +122,7 @@ worker: {concurrency: 4, shutdown_timeout: 5s}
 apps:
   - id: default
     apns:
-      key_file: certs/default/AuthKey_%s.p8
-      key_id: %s
-      team_id: %s
+      %s
       topic: %s
       production_url: %s
       development_url: %s
@@ -126,7 +134,7 @@ apps:
     defaults:
       title: "${fromClientId}"
       body: "New message in ${convId}"
-`, listen, e2eToken, redisAddr(), e2eRedisDB, database, key.KeyID, key.KeyID, key.TeamID, e2eTopic,
+`, listen, e2eToken, redisAddr(), e2eRedisDB, database, apnsCreds, e2eTopic,
 		sim.APNsURL(pushsim.Production), sim.APNsURL(pushsim.Development), sim.FCMEndpoint())
 	cfgPath := filepath.Join(dir, "pushd.yaml")
 	write(t, cfgPath, []byte(cfg))
@@ -615,5 +623,43 @@ func TestAPNsEnvironmentSelfCorrects(t *testing.T) {
 	}
 	if n := sim.Total("apns-production", 200, ""); n != 0 {
 		t.Errorf("production accepted %d pushes of development tokens", n)
+	}
+}
+
+// An app on an APNs certificate: one universal .p12 (modern format, its
+// password from the environment) serves both gateways.
+func TestCertificateAuthentication(t *testing.T) {
+	needRedis(t)
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	t.Setenv("PUSHD_TEST_P12_PASSWORD", "s3cret-p12")
+	e := startPushdWith(t, sim, fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db")), func(certs string) string {
+		cc, err := sim.CA().IssueAPNsCert(pushsim.ClientCertRequest{Kind: pushsim.CertUniversal, BundleID: e2eTopic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p12, err := cc.P12("s3cret-p12", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(certs, "apns-universal.p12"), p12)
+		return `certificate: {file: certs/default/apns-universal.p12, password: "${PUSHD_TEST_P12_PASSWORD}"}`
+	})
+	m := sim.Minter()
+	prod := m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic, 1)
+	dev := m.APNs(pushsim.FateValid, pushsim.Development, e2eTopic, 2)
+	e.register("iphone-ann", "ann", "apns", prod, "production")
+	e.register("iphone-bea", "bea", "apns", dev, "development")
+	job := map[string]any{"message_id": "cert-1", "conversation_id": "conv-c", "recipients": []string{"ann", "bea"}}
+	if st := e.call("POST", "/v1/push", job, nil); st != 202 {
+		t.Fatalf("push: %d", st)
+	}
+	got := e.waitTrace("cert-1", 2)
+	if got["ann/iphone-ann"] != "delivered" || got["bea/iphone-bea"] != "delivered" {
+		t.Errorf("trace %v, want both delivered", got)
+	}
+	for tok, listener := range map[string]string{prod: "apns-production", dev: "apns-development"} {
+		if rc, ok := sim.Receipt(tok); !ok || rc.Count != 1 || rc.Listener != listener {
+			t.Errorf("receipt %+v %v, want one push at %s", rc, ok, listener)
+		}
 	}
 }

@@ -129,7 +129,10 @@ func newAPNs(lc fx.Lifecycle, cfg *config.Config) (*apns.Sender, error) {
 		}
 		apps = append(apps, apns.AppConfig{
 			AppID: a.ID, KeyFile: a.APNs.KeyFile, KeyID: a.APNs.KeyID, TeamID: a.APNs.TeamID, Topic: a.APNs.Topic,
-			ProductionURL: a.APNs.ProductionURL, DevelopmentURL: a.APNs.DevelopmentURL, CAFile: a.APNs.CAFile,
+			Certificate:            apnsCert(a.APNs.Certificate),
+			ProductionCertificate:  apnsCert(a.APNs.ProductionCertificate),
+			DevelopmentCertificate: apnsCert(a.APNs.DevelopmentCertificate),
+			ProductionURL:          a.APNs.ProductionURL, DevelopmentURL: a.APNs.DevelopmentURL, CAFile: a.APNs.CAFile,
 		})
 	}
 	s, err := apns.New(apns.Config{Apps: apps})
@@ -138,6 +141,13 @@ func newAPNs(lc fx.Lifecycle, cfg *config.Config) (*apns.Sender, error) {
 	}
 	lc.Append(fx.StopHook(s.Close))
 	return s, nil
+}
+
+func apnsCert(c *config.Certificate) apns.Certificate {
+	if c == nil {
+		return apns.Certificate{}
+	}
+	return apns.Certificate{File: c.File, Password: c.Password}
 }
 
 func newFCM(lc fx.Lifecycle, cfg *config.Config) (*fcm.Sender, error) {

@@ -2,13 +2,15 @@
 // one client per app and environment, credentials loaded once, and every
 // answer classified into pushd's outcomes (DESIGN.md, "Outcomes").
 //
-// Token authentication (.p8 keys) is supported. A signing key's provider
-// token is shared by every app and environment that uses the key, because
-// Apple limits how often a key's token may be replaced.
+// Token authentication (.p8 keys) and certificate authentication (.p12 or
+// PEM client certificates, mutual TLS) are supported. A signing key's
+// provider token is shared by every app and environment that uses the key,
+// because Apple limits how often a key's token may be replaced.
 package apns
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -45,7 +47,17 @@ type AppConfig struct {
 	KeyFile string
 	KeyID   string
 	TeamID  string
-	// Topic is the app's bundle id, used when a request names none.
+	// Certificate authentication, instead of KeyFile: Certificate is one
+	// universal certificate ("Apple Push Services") for both environments;
+	// ProductionCertificate and DevelopmentCertificate are one per
+	// environment, either or both (an environment without one has no
+	// credentials). An app sets Certificate or the per-environment ones,
+	// not both. Each certificate's topics must include Topic.
+	Certificate            Certificate
+	ProductionCertificate  Certificate
+	DevelopmentCertificate Certificate
+	// Topic is the app's bundle id, used when a request names none. With
+	// certificates, empty is the certificates' bundle id.
 	Topic string
 	// ProductionURL and DevelopmentURL are the gateways; empty is Apple's
 	// (apns2.HostProduction, apns2.HostDevelopment).
@@ -143,16 +155,39 @@ func New(cfg Config) (*Sender, error) {
 		if _, dup := s.apps[ac.AppID]; dup {
 			return nil, fmt.Errorf("apns: app %q is configured twice", ac.AppID)
 		}
-		sg, err := s.signerFor(signers, ac)
-		if err != nil {
-			return nil, err
-		}
 		pool, err := caPool(roots, ac.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
 		}
-		a := &app{topic: ac.Topic}
 		hosts := [2]string{orDefault(ac.ProductionURL, apns2.HostProduction), orDefault(ac.DevelopmentURL, apns2.HostDevelopment)}
+		if ac.KeyFile == "" {
+			// Certificate authentication: mutual TLS, no provider token.
+			certs, topic, err := appCerts(ac, s.now())
+			if err != nil {
+				return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
+			}
+			a := &app{topic: topic}
+			for i, env := range [2]string{Production, Development} {
+				if certs[i] == nil {
+					continue
+				}
+				t := newTransport(pool)
+				t.h2.TLSClientConfig.Certificates = []tls.Certificate{certs[i].tls}
+				c := &apns2.Client{
+					Host:        hosts[i],
+					Certificate: certs[i].tls,
+					HTTPClient:  &http.Client{Transport: t, Timeout: pushTimeout},
+				}
+				a.gateways[i] = &gateway{env: env, client: c}
+			}
+			s.apps[ac.AppID] = a
+			continue
+		}
+		sg, err := s.signerFor(signers, ac)
+		if err != nil {
+			return nil, err
+		}
+		a := &app{topic: ac.Topic}
 		for i, env := range [2]string{Production, Development} {
 			c := &apns2.Client{
 				Host:       hosts[i],
@@ -170,10 +205,21 @@ func checkApp(ac AppConfig) error {
 	if ac.AppID == "" {
 		return errors.New("apns: an app has no app id")
 	}
+	certs := ac.Certificate.set() || ac.ProductionCertificate.set() || ac.DevelopmentCertificate.set()
 	var missing string
 	switch {
+	case ac.KeyFile != "" && certs:
+		missing = "has both a key file (.p8) and certificates: use one kind of credentials"
+	case ac.Certificate.set() && (ac.ProductionCertificate.set() || ac.DevelopmentCertificate.set()):
+		missing = "has a universal certificate and per-environment certificates: use one or the other"
+	case certs:
+		for _, c := range [3]Certificate{ac.Certificate, ac.ProductionCertificate, ac.DevelopmentCertificate} {
+			if c.set() && c.File == "" {
+				missing = "a certificate has a password but no file"
+			}
+		}
 	case ac.KeyFile == "":
-		missing = "key file (.p8) is required"
+		missing = "key file (.p8) or certificate is required"
 	case ac.KeyID == "":
 		missing = "key id is required"
 	case ac.TeamID == "":

@@ -119,12 +119,21 @@ type App struct {
 	Defaults content.Defaults `yaml:"defaults"`
 }
 
-// APNs is an app's token-based (.p8) APNs credentials.
+// APNs is an app's APNs credentials: a token key (.p8; KeyFile, KeyID,
+// TeamID) or client certificates (Certificate for both environments, or
+// ProductionCertificate and/or DevelopmentCertificate), never both.
 type APNs struct {
 	KeyFile string `yaml:"key_file"`
 	KeyID   string `yaml:"key_id"`
 	TeamID  string `yaml:"team_id"`
-	// Topic is the app's bundle id.
+	// Certificate is a universal certificate serving both environments.
+	Certificate *Certificate `yaml:"certificate"`
+	// ProductionCertificate and DevelopmentCertificate serve one
+	// environment each; an environment without one has no credentials.
+	ProductionCertificate  *Certificate `yaml:"production_certificate"`
+	DevelopmentCertificate *Certificate `yaml:"development_certificate"`
+	// Topic is the app's bundle id; with certificates, empty is the
+	// certificates' bundle id.
 	Topic string `yaml:"topic"`
 	// ProductionURL and DevelopmentURL replace Apple's gateways (for
 	// pushsim); empty is Apple.
@@ -132,6 +141,29 @@ type APNs struct {
 	DevelopmentURL string `yaml:"development_url"`
 	// CAFile, when set, is trusted instead of the system roots.
 	CAFile string `yaml:"ca_file"`
+}
+
+// Certificate is an APNs client certificate file: .p12, or PEM with the
+// certificate and its private key.
+type Certificate struct {
+	File string `yaml:"file"`
+	// Password opens the .p12 or the encrypted PEM key; empty for none.
+	Password string `yaml:"password"`
+}
+
+// certificates returns the APNs certificates that are set, with their
+// keys.
+func (a *APNs) certificates() (keys []string, certs []*Certificate) {
+	for _, c := range []struct {
+		key  string
+		cert *Certificate
+	}{{"certificate", a.Certificate}, {"production_certificate", a.ProductionCertificate}, {"development_certificate", a.DevelopmentCertificate}} {
+		if c.cert != nil {
+			keys = append(keys, c.key)
+			certs = append(certs, c.cert)
+		}
+	}
+	return keys, certs
 }
 
 // FCM is an app's Firebase credentials.

@@ -262,9 +262,17 @@ func TestValidationRules(t *testing.T) {
 			"apps[0].apns.development_url: must be an http or https URL with a host, such as https://127.0.0.1:8443 (line 10)",
 		}},
 		{"apns without key file", app("  - id: a\n    apns: {topic: t}\n"), nil,
-			[]string{"apps[0].apns.key_file: required (the .p8 token key) (line 4)"}},
+			[]string{"apps[0].apns.key_file: required (the .p8 token key), unless certificate, production_certificate or development_certificate is set (line 4)"}},
 		{"apns without topic", app("  - id: a\n    apns: {key_file: k, key_id: ABCDEFGHIJ, team_id: TEAM123456}\n"), nil,
 			[]string{"apps[0].apns.topic: required (the app's bundle id) (line 4)"}},
+		{"apns key and certificate", app("  - id: a\n    apns: {key_file: k.p8, key_id: ABCDEFGHIJ, team_id: TEAM123456, topic: t, certificate: {file: c.p12}}\n"), nil,
+			[]string{"apps[0].apns.certificate: set together with key_file: an app uses a .p8 key or certificates, not both (line 4)"}},
+		{"apns universal and per-environment certificates", app("  - id: a\n    apns:\n      certificate: {file: c.p12}\n      development_certificate: {file: d.p12}\n"), nil,
+			[]string{"apps[0].apns.development_certificate: set together with certificate: use one universal certificate, or production_certificate and/or development_certificate (line 6)"}},
+		{"apns certificate without file", app("  - id: a\n    apns:\n      production_certificate: {password: x}\n      key_id: ABCDEFGHIJ\n"), nil, []string{
+			"apps[0].apns.production_certificate.file: required (the .p12 or PEM certificate file) (line 5)",
+			"apps[0].apns.key_id: only used with key_file, not with certificates (line 6)",
+		}},
 		{"fcm", app("  - id: a\n    fcm: {endpoint: 'not a url'}\n"), nil, []string{
 			"apps[0].fcm.credentials_file: required (the service account's JSON key) (line 4)",
 			"apps[0].fcm.endpoint: must be an http or https URL with a host, such as https://127.0.0.1:8443 (line 4)",
@@ -706,5 +714,72 @@ func TestDocuments(t *testing.T) {
 	got = problemsOf(t, minimal+"---\nlisten: :1\n")
 	if want := []string{"more than one YAML document (---) (line 6)"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("two documents: got %q, want %q", got, want)
+	}
+}
+
+// TestAPNsCertificates loads certificate credentials: no topic or key ids
+// needed, paths resolved against the config file, the password expanded
+// from the environment and never shown, and missing files reported.
+func TestAPNsCertificates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pushd.yaml")
+	yaml := `
+api_tokens: ["0123456789abcdef"]
+apps:
+  - id: split
+    apns:
+      production_certificate: {file: certs/prod.p12, password: "${CERT_PW}"}
+      development_certificate: {file: /abs/dev.pem}
+  - id: universal
+    apns: {certificate: {file: push.p12, password: "literal-cert-pw"}, topic: com.example.chat}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"CERT_PW=env-cert-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split, uni := c.Apps[0].APNs, c.Apps[1].APNs
+	if split.ProductionCertificate == nil || split.DevelopmentCertificate == nil || split.Certificate != nil || uni.Certificate == nil {
+		t.Fatalf("certificates: %+v %+v", split, uni)
+	}
+	for got, want := range map[string]string{
+		split.ProductionCertificate.File:     filepath.Join(dir, "certs", "prod.p12"),
+		split.ProductionCertificate.Password: "env-cert-pw",
+		split.DevelopmentCertificate.File:    "/abs/dev.pem",
+		uni.Certificate.File:                 filepath.Join(dir, "push.p12"),
+		uni.Certificate.Password:             "literal-cert-pw",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+
+	out := c.Redacted()
+	for _, secret := range []string{"env-cert-pw", "literal-cert-pw"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("Redacted shows %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "password: xxxxx") || !strings.Contains(out, "push.p12") {
+		t.Errorf("Redacted lacks the certificate:\n%s", out)
+	}
+	if uni.Certificate.Password != "literal-cert-pw" || split.ProductionCertificate.Password != "env-cert-pw" {
+		t.Error("Redacted changed the config")
+	}
+
+	err = c.CheckFiles()
+	var e *Error
+	if !errors.As(err, &e) || len(e.Problems) != 3 {
+		t.Fatalf("CheckFiles = %v", err)
+	}
+	for i, key := range []string{"apps[0].apns.production_certificate.file", "apps[0].apns.development_certificate.file", "apps[1].apns.certificate.file"} {
+		if e.Problems[i].Key != key {
+			t.Errorf("problem %d is %s, want %s", i, e.Problems[i], key)
+		}
+	}
+	if strings.Contains(err.Error(), "cert-pw") {
+		t.Errorf("CheckFiles shows a password: %v", err)
 	}
 }

@@ -246,6 +246,11 @@ func (c *Config) resolvePaths() {
 		if a := c.Apps[i].APNs; a != nil {
 			abs(&a.KeyFile)
 			abs(&a.CAFile)
+			for _, cert := range []*Certificate{a.Certificate, a.ProductionCertificate, a.DevelopmentCertificate} {
+				if cert != nil {
+					abs(&cert.File)
+				}
+			}
 		}
 		if f := c.Apps[i].FCM; f != nil {
 			abs(&f.CredentialsFile)

@@ -16,9 +16,9 @@ import (
 const redacted = "xxxxx"
 
 // Redacted returns the effective configuration as YAML for logging at
-// start, with API tokens, the Redis password and the password in a
-// PostgreSQL DSN replaced by "xxxxx". Credentials are files, so only
-// their paths appear.
+// start, with API tokens, the Redis password, the password in a
+// PostgreSQL DSN and APNs certificate passwords replaced by "xxxxx".
+// Credentials are files, so only their paths appear.
 func (c *Config) Redacted() string {
 	r := *c
 	r.APITokens = make([]string, len(c.APITokens))
@@ -29,6 +29,22 @@ func (c *Config) Redacted() string {
 		r.Redis.Password = redacted
 	}
 	r.Database.DSN = redactDSN(r.Database.DSN)
+	// Apps share their APNs blocks with c: copy before redacting.
+	r.Apps = slices.Clone(c.Apps)
+	for i, a := range r.Apps {
+		if a.APNs == nil {
+			continue
+		}
+		p := *a.APNs
+		for _, cert := range []**Certificate{&p.Certificate, &p.ProductionCertificate, &p.DevelopmentCertificate} {
+			if *cert != nil && (*cert).Password != "" {
+				cp := **cert
+				cp.Password = redacted
+				*cert = &cp
+			}
+		}
+		r.Apps[i].APNs = &p
+	}
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)

@@ -122,15 +122,34 @@ func (a *App) validate(ps *problems, key string) {
 	}
 	if p := a.APNs; p != nil {
 		k := key + ".apns."
-		if p.KeyFile == "" {
-			ps.add(k+"key_file", "required (the .p8 token key)")
-		} else {
+		certKeys, certs := p.certificates()
+		switch {
+		case p.KeyFile == "" && len(certs) == 0:
+			ps.add(k+"key_file", "required (the .p8 token key), unless certificate, production_certificate or development_certificate is set")
+		case p.KeyFile != "" && len(certs) > 0:
+			ps.add(k+certKeys[0], "set together with key_file: an app uses a .p8 key or certificates, not both")
+		case p.KeyFile != "":
 			appleID(ps, k+"key_id", p.KeyID)
 			appleID(ps, k+"team_id", p.TeamID)
+		default:
+			if p.Certificate != nil && len(certs) > 1 {
+				ps.add(k+certKeys[1], "set together with certificate: use one universal certificate, or production_certificate and/or development_certificate")
+			}
+			for i, c := range certs {
+				if c.File == "" {
+					ps.add(k+certKeys[i]+".file", "required (the .p12 or PEM certificate file)")
+				}
+			}
+			for _, id := range []struct{ key, v string }{{"key_id", p.KeyID}, {"team_id", p.TeamID}} {
+				if id.v != "" {
+					ps.add(k+id.key, "only used with key_file, not with certificates")
+				}
+			}
 		}
-		if p.Topic == "" {
+		switch {
+		case p.Topic == "" && len(certs) == 0:
 			ps.add(k+"topic", "required (the app's bundle id)")
-		} else if strings.ContainsFunc(p.Topic, unicode.IsSpace) {
+		case strings.ContainsFunc(p.Topic, unicode.IsSpace):
 			ps.add(k+"topic", "must not contain spaces")
 		}
 		checkURL(ps, k+"production_url", p.ProductionURL)
@@ -244,6 +263,10 @@ func (c *Config) CheckFiles() error {
 		key := fmt.Sprintf("apps[%d]", i)
 		if p := a.APNs; p != nil {
 			check(key+".apns.key_file", p.KeyFile)
+			certKeys, certs := p.certificates()
+			for j, cert := range certs {
+				check(key+".apns."+certKeys[j]+".file", cert.File)
+			}
 			check(key+".apns.ca_file", p.CAFile)
 		}
 		if f := a.FCM; f != nil {

@@ -1,0 +1,433 @@
+package apns
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/pbkdf2"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/pushd/pushd/internal/pemfile"
+)
+
+// Certificate is an APNs client certificate file: a .p12 (PKCS#12, modern
+// AES/PBKDF2 or legacy 3DES/RC2), or PEM holding the certificate and its
+// private key (PKCS#1, SEC 1 or PKCS#8, or encrypted PKCS#8 under
+// Password).
+type Certificate struct {
+	File     string
+	Password string
+}
+
+func (c Certificate) set() bool { return c.File != "" || c.Password != "" }
+
+// Apple's extensions in APNs client certificates.
+var (
+	oidAPNsDevelopment = asn1.ObjectIdentifier{1, 2, 840, 113635, 100, 6, 3, 1}
+	oidAPNsProduction  = asn1.ObjectIdentifier{1, 2, 840, 113635, 100, 6, 3, 2}
+	oidAPNsTopics      = asn1.ObjectIdentifier{1, 2, 840, 113635, 100, 6, 3, 6}
+	// oidUID is the subject attribute holding the bundle id.
+	oidUID = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}
+)
+
+// clientCert is a loaded APNs client certificate and what it allows.
+type clientCert struct {
+	file   string
+	tls    tls.Certificate
+	envs   [2]bool // indexed by envProduction, envDevelopment
+	uid    string  // the bundle id the certificate was issued for
+	topics []string
+}
+
+// kind names the certificate's environments as Apple's certificate names do.
+func (c *clientCert) kind() string {
+	switch {
+	case c.envs[envProduction] && c.envs[envDevelopment]:
+		return "universal (production and development)"
+	case c.envs[envProduction]:
+		return "production-only"
+	}
+	return "development-only"
+}
+
+// loadCert reads an APNs client certificate and checks that it is one,
+// that it is valid at now, and that it may push to topic (when topic is not
+// empty). Errors name the file, never the password or key material.
+func loadCert(c Certificate, now time.Time) (*clientCert, error) {
+	b, err := pemfile.Read(c.File)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", c.File, err)
+	}
+	var certs []*x509.Certificate
+	var key crypto.PrivateKey
+	if isPEM(b) {
+		certs, key, err = parsePEMCert(b, c.Password)
+	} else {
+		certs, key, err = parseP12(b, c.Password)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", c.File, err)
+	}
+	cc := &clientCert{file: c.File}
+	leaf := certs[0]
+	cc.readApple(leaf)
+	if !cc.envs[envProduction] && !cc.envs[envDevelopment] {
+		what := "it"
+		if leaf.IsCA {
+			what = "it is a CA certificate and"
+		}
+		return nil, fmt.Errorf("certificate %s: not an APNs client certificate: %s has none of Apple's push environment extensions (subject %q); download the push certificate for the app from the Apple developer account", c.File, what, leaf.Subject.CommonName)
+	}
+	if key == nil {
+		return nil, fmt.Errorf("certificate %s: holds no private key (a PEM file needs the certificate and its key; a .p12 export must include the key)", c.File)
+	}
+	if !publicKeyMatches(leaf, key) {
+		return nil, fmt.Errorf("certificate %s: the private key does not belong to the certificate %q", c.File, leaf.Subject.CommonName)
+	}
+	if now.After(leaf.NotAfter) {
+		return nil, fmt.Errorf("certificate %s: %q expired on %s; renew it in the Apple developer account", c.File, leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Before(leaf.NotBefore) {
+		return nil, fmt.Errorf("certificate %s: %q is not valid until %s (check the clock)", c.File, leaf.Subject.CommonName, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	chain := make([][]byte, 0, len(certs))
+	for _, x := range certs {
+		chain = append(chain, x.Raw)
+	}
+	cc.tls = tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}
+	return cc, nil
+}
+
+// readApple reads Apple's environment and topic extensions and the bundle
+// id. A certificate without the topics extension has its bundle id as its
+// only topic.
+func (c *clientCert) readApple(x *x509.Certificate) {
+	for _, atv := range x.Subject.Names {
+		if s, ok := atv.Value.(string); ok && atv.Type.Equal(oidUID) {
+			c.uid = s
+		}
+	}
+	for _, ext := range x.Extensions {
+		switch {
+		case ext.Id.Equal(oidAPNsDevelopment):
+			c.envs[envDevelopment] = true
+		case ext.Id.Equal(oidAPNsProduction):
+			c.envs[envProduction] = true
+		case ext.Id.Equal(oidAPNsTopics):
+			// A sequence of (UTF8String topic, SEQUENCE of kinds) pairs.
+			var seq []asn1.RawValue
+			if _, err := asn1.Unmarshal(ext.Value, &seq); err == nil {
+				for _, v := range seq {
+					if v.Class == asn1.ClassUniversal && v.Tag == asn1.TagUTF8String {
+						c.topics = append(c.topics, string(v.Bytes))
+					}
+				}
+			}
+		}
+	}
+	if len(c.topics) == 0 && c.uid != "" {
+		c.topics = []string{c.uid}
+	}
+}
+
+// allows reports whether the certificate may push to topic.
+func (c *clientCert) allows(topic string) bool { return slices.Contains(c.topics, topic) }
+
+func isPEM(b []byte) bool {
+	return bytes.Contains(b, []byte("-----BEGIN "))
+}
+
+// parseP12 decodes a PKCS#12 file; go-pkcs12 reads both the modern
+// (PBES2: PBKDF2, AES) and the legacy (3DES, RC2) encryption.
+func parseP12(b []byte, password string) ([]*x509.Certificate, crypto.PrivateKey, error) {
+	key, leaf, chain, err := pkcs12.DecodeChain(b, password)
+	switch {
+	case errors.Is(err, pkcs12.ErrIncorrectPassword):
+		if password == "" {
+			return nil, nil, errors.New("the .p12 file is password-protected: set the certificate's password")
+		}
+		return nil, nil, errors.New("wrong password for the .p12 file")
+	case err != nil:
+		// go-pkcs12's errors quote ASN.1 internals that help nobody.
+		return nil, nil, errors.New("neither PEM nor a PKCS#12 (.p12) file with a certificate and its key")
+	}
+	return append([]*x509.Certificate{leaf}, chain...), key, nil
+}
+
+// parsePEMCert reads the certificates (the client certificate first) and
+// private key of a PEM file.
+func parsePEMCert(b []byte, password string) ([]*x509.Certificate, crypto.PrivateKey, error) {
+	var certs []*x509.Certificate
+	var key crypto.PrivateKey
+	var keyErr error
+	var types []string
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		types = append(types, blk.Type)
+		switch blk.Type {
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("bad certificate in PEM: %w", err)
+			}
+			certs = append(certs, c)
+		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY":
+			if key != nil || keyErr != nil {
+				return nil, nil, errors.New("holds more than one private key")
+			}
+			key, keyErr = parsePEMKey(blk, password)
+		}
+	}
+	if len(certs) == 0 {
+		if key != nil || keyErr != nil {
+			return nil, nil, errors.New("holds a private key but no certificate (a .p8 key is for token authentication: set key_file, key_id and team_id instead)")
+		}
+		return nil, nil, fmt.Errorf("no certificate in the PEM file (blocks: %s)", strings.Join(types, ", "))
+	}
+	if keyErr != nil {
+		return nil, nil, keyErr
+	}
+	return certs, key, nil
+}
+
+func parsePEMKey(blk *pem.Block, password string) (crypto.PrivateKey, error) {
+	if blk.Headers["Proc-Type"] != "" {
+		return nil, errors.New("the private key uses OpenSSL's legacy PEM encryption, which pushd does not read: convert it with openssl pkcs8 -topk8 -v2 aes256")
+	}
+	der := blk.Bytes
+	switch blk.Type {
+	case "RSA PRIVATE KEY":
+		k, err := x509.ParsePKCS1PrivateKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("bad RSA private key: %w", err)
+		}
+		return k, nil
+	case "EC PRIVATE KEY":
+		k, err := x509.ParseECPrivateKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("bad EC private key: %w", err)
+		}
+		return k, nil
+	case "ENCRYPTED PRIVATE KEY":
+		if password == "" {
+			return nil, errors.New("the private key is encrypted: set the certificate's password")
+		}
+		var err error
+		if der, err = decryptPKCS8(der, password); err != nil {
+			return nil, err
+		}
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		if blk.Type == "ENCRYPTED PRIVATE KEY" {
+			// Padding that checks out by chance under a wrong password.
+			return nil, errWrongKeyPassword
+		}
+		return nil, fmt.Errorf("bad PKCS#8 private key: %w", err)
+	}
+	return k, nil
+}
+
+var errWrongKeyPassword = errors.New("wrong password for the encrypted private key")
+
+// PKCS#5 v2 (RFC 8018) identifiers: what "openssl pkcs8 -topk8 -v2"
+// writes.
+var (
+	oidPBES2      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+	oidPBKDF2     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	oidHMACSHA1   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
+	oidHMACSHA256 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	oidHMACSHA384 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
+	oidHMACSHA512 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
+	oidAES128CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES192CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
+	oidAES256CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+)
+
+type encryptedPrivateKeyInfo struct {
+	Algo pkix.AlgorithmIdentifier
+	Data []byte
+}
+
+type pbes2Params struct {
+	KDF    pkix.AlgorithmIdentifier
+	Scheme pkix.AlgorithmIdentifier
+}
+
+type pbkdf2Params struct {
+	Salt      []byte
+	Iteration int
+	KeyLength int                      `asn1:"optional"`
+	PRF       pkix.AlgorithmIdentifier `asn1:"optional"`
+}
+
+// maxPBKDF2Iterations bounds the work a damaged or hostile key file can ask
+// for at start.
+const maxPBKDF2Iterations = 10_000_000
+
+// decryptPKCS8 decrypts an EncryptedPrivateKeyInfo protected by PBES2 with
+// PBKDF2 (HMAC-SHA1 or SHA-2) and AES-CBC, returning the PKCS#8 DER.
+func decryptPKCS8(der []byte, password string) ([]byte, error) {
+	var info encryptedPrivateKeyInfo
+	if rest, err := asn1.Unmarshal(der, &info); err != nil || len(rest) > 0 {
+		return nil, errors.New("bad encrypted private key: not PKCS#8 EncryptedPrivateKeyInfo")
+	}
+	if !info.Algo.Algorithm.Equal(oidPBES2) {
+		return nil, fmt.Errorf("the private key is encrypted with %v, which pushd does not read: re-encrypt it with openssl pkcs8 -topk8 -v2 aes256", info.Algo.Algorithm)
+	}
+	var params pbes2Params
+	if _, err := asn1.Unmarshal(info.Algo.Parameters.FullBytes, &params); err != nil {
+		return nil, fmt.Errorf("bad PBES2 parameters in the encrypted private key: %w", err)
+	}
+	if !params.KDF.Algorithm.Equal(oidPBKDF2) {
+		return nil, fmt.Errorf("the private key's key derivation %v is not PBKDF2", params.KDF.Algorithm)
+	}
+	var kdf pbkdf2Params
+	if _, err := asn1.Unmarshal(params.KDF.Parameters.FullBytes, &kdf); err != nil {
+		return nil, fmt.Errorf("bad PBKDF2 parameters in the encrypted private key: %w", err)
+	}
+	if kdf.Iteration < 1 || kdf.Iteration > maxPBKDF2Iterations {
+		return nil, fmt.Errorf("the encrypted private key asks for %d PBKDF2 iterations (1 to %d allowed)", kdf.Iteration, maxPBKDF2Iterations)
+	}
+	var h func() hash.Hash
+	switch prf := kdf.PRF.Algorithm; {
+	case len(prf) == 0 || prf.Equal(oidHMACSHA1):
+		h = sha1.New
+	case prf.Equal(oidHMACSHA256):
+		h = sha256.New
+	case prf.Equal(oidHMACSHA384):
+		h = sha512.New384
+	case prf.Equal(oidHMACSHA512):
+		h = sha512.New
+	default:
+		return nil, fmt.Errorf("the encrypted private key's PBKDF2 hash %v is not supported (SHA-1, SHA-256, SHA-384, SHA-512 are)", prf)
+	}
+	var keyLen int
+	switch s := params.Scheme.Algorithm; {
+	case s.Equal(oidAES128CBC):
+		keyLen = 16
+	case s.Equal(oidAES192CBC):
+		keyLen = 24
+	case s.Equal(oidAES256CBC):
+		keyLen = 32
+	default:
+		return nil, fmt.Errorf("the private key's cipher %v is not supported (AES-128/192/256-CBC are): re-encrypt it with openssl pkcs8 -topk8 -v2 aes256", s)
+	}
+	if kdf.KeyLength != 0 && kdf.KeyLength != keyLen {
+		return nil, fmt.Errorf("bad encrypted private key: PBKDF2 key length %d does not fit the cipher", kdf.KeyLength)
+	}
+	var iv []byte
+	if _, err := asn1.Unmarshal(params.Scheme.Parameters.FullBytes, &iv); err != nil || len(iv) != aes.BlockSize {
+		return nil, errors.New("bad encrypted private key: AES-CBC parameters are not a 16-byte IV")
+	}
+	data := info.Data
+	if len(data) == 0 || len(data)%aes.BlockSize != 0 {
+		return nil, errors.New("bad encrypted private key: data is not whole AES blocks")
+	}
+	k, err := pbkdf2.Key(h, password, kdf.Salt, kdf.Iteration, keyLen)
+	if err != nil {
+		return nil, fmt.Errorf("derive the private key's encryption key: %w", err)
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, len(data))
+	cipher.NewCBCDecrypter(block, iv).CryptBlocks(out, data)
+	pad := int(out[len(out)-1])
+	if pad < 1 || pad > aes.BlockSize {
+		return nil, errWrongKeyPassword
+	}
+	for _, p := range out[len(out)-pad:] {
+		if int(p) != pad {
+			return nil, errWrongKeyPassword
+		}
+	}
+	return out[:len(out)-pad], nil
+}
+
+// publicKeyMatches reports whether key is the private half of leaf's key.
+func publicKeyMatches(leaf *x509.Certificate, key crypto.PrivateKey) bool {
+	s, ok := key.(crypto.Signer)
+	if !ok {
+		return false
+	}
+	pub, ok := s.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(leaf.PublicKey)
+}
+
+// appCerts loads an app's certificates, indexed by environment (nil where
+// the app has none), and returns the app's topic: ac.Topic, or the
+// certificates' bundle id when it is empty.
+func appCerts(ac AppConfig, now time.Time) (certs [2]*clientCert, topic string, err error) {
+	names := [2]string{Production, Development}
+	if ac.Certificate.set() {
+		cc, err := loadCert(ac.Certificate, now)
+		if err != nil {
+			return certs, "", err
+		}
+		for i, ok := range cc.envs {
+			if !ok {
+				return certs, "", fmt.Errorf("certificate %s is %s, but is configured as a universal certificate for both environments, including %s: configure it as the %s certificate only, or use a universal \"Apple Push Services\" certificate", cc.file, cc.kind(), names[i], names[1-i])
+			}
+		}
+		certs = [2]*clientCert{cc, cc}
+	} else {
+		for i, c := range [2]Certificate{ac.ProductionCertificate, ac.DevelopmentCertificate} {
+			if !c.set() {
+				continue
+			}
+			cc, err := loadCert(c, now)
+			if err != nil {
+				return certs, "", err
+			}
+			if !cc.envs[i] {
+				return certs, "", fmt.Errorf("certificate %s is %s, but is configured for %s: APNs refuses it there (BadCertificateEnvironment)", cc.file, cc.kind(), names[i])
+			}
+			certs[i] = cc
+		}
+	}
+	topic = ac.Topic
+	var first *clientCert
+	for _, cc := range certs {
+		switch {
+		case cc == nil:
+		case first == nil:
+			first = cc
+			if topic == "" {
+				topic = cc.uid
+			}
+		case ac.Topic == "" && cc.uid != topic:
+			return certs, "", fmt.Errorf("certificates %s and %s are for different bundle ids (%q, %q): set the app's topic", first.file, cc.file, topic, cc.uid)
+		}
+	}
+	if topic == "" {
+		return certs, "", fmt.Errorf("certificate %s names no bundle id (subject UID): set the app's topic", first.file)
+	}
+	for _, cc := range certs {
+		if cc != nil && !cc.allows(topic) {
+			return certs, "", fmt.Errorf("certificate %s is for %s, not the app's topic %q", cc.file, strings.Join(cc.topics, ", "), topic)
+		}
+	}
+	return certs, topic, nil
+}
