@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.uber.org/dig"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -78,7 +79,9 @@ worker.shutdown_timeout for the jobs in flight.`,
 					fx.Invoke(startWorkers, startHTTP, startPruner),
 				)
 				if err := app.Err(); err != nil {
-					return err
+					// fx wraps a constructor's error in the whole chain of
+					// dependencies; the operator needs only the cause.
+					return dig.RootCause(err)
 				}
 				startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				defer cancel()
