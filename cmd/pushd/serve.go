@@ -124,7 +124,7 @@ func openDB(lc fx.Lifecycle, cfg *config.Config) (*storage.DB, error) {
 
 func newCounters() *stats.Counters { return new(stats.Counters) }
 
-func newAPNs(lc fx.Lifecycle, cfg *config.Config) (*apns.Sender, error) {
+func newAPNs(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger) (*apns.Sender, error) {
 	var apps []apns.AppConfig
 	for _, a := range cfg.Apps {
 		if a.APNs == nil {
@@ -138,7 +138,7 @@ func newAPNs(lc fx.Lifecycle, cfg *config.Config) (*apns.Sender, error) {
 			ProductionURL:          a.APNs.ProductionURL, DevelopmentURL: a.APNs.DevelopmentURL, CAFile: a.APNs.CAFile,
 		})
 	}
-	s, err := apns.New(apns.Config{Apps: apps})
+	s, err := apns.New(apns.Config{Apps: apps, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,13 @@ func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *inst
 	a *apns.Sender, f *fcm.Sender, c *stats.Counters) (*dispatch.Pipeline, error) {
 	apps := make(map[string]dispatch.App, len(cfg.Apps))
 	for _, app := range cfg.Apps {
-		apps[app.ID] = dispatch.App{ID: app.ID, Defaults: app.Defaults}
+		da := dispatch.App{ID: app.ID, Defaults: app.Defaults}
+		if app.APNs != nil {
+			// VoIP pushes go to the app's topic plus ".voip" when the
+			// installation names none.
+			da.APNsTopic = app.APNs.Topic
+		}
+		apps[app.ID] = da
 	}
 	return dispatch.New(dispatch.Config{
 		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, APNs: a, FCM: f, Observer: c, Logger: log,

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -37,6 +38,19 @@ const (
 // Config configures a Sender.
 type Config struct {
 	Apps []AppConfig
+	// MaxConnsPerGateway is the most HTTP/2 connections one app opens to
+	// one gateway; zero is 4. A connection carries as many pushes at once
+	// as the server allows (MAX_CONCURRENT_STREAMS, 1000 at Apple); another
+	// is opened only when every one is full.
+	MaxConnsPerGateway int
+	// IdleTimeout closes a connection nothing was sent on for that long;
+	// zero is 10 minutes.
+	IdleTimeout time.Duration
+	// Logger receives the credential errors (auth_error), at most one line
+	// per app and minute; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock of that once-a-minute limit; nil is time.Now.
+	Now func() time.Time
 }
 
 // AppConfig is one app's APNs credentials and gateways.
@@ -116,6 +130,7 @@ type Result struct {
 type Sender struct {
 	apps map[string]*app
 	now  func() time.Time
+	auth *authLog
 }
 
 type app struct {
@@ -132,6 +147,8 @@ type app struct {
 type gateway struct {
 	env    string
 	client *apns2.Client
+	// pool is client's transport: the gateway's connections.
+	pool *transport
 	// signer is the client's provider token; nil for certificate clients
 	// (issue 4).
 	signer *signer
@@ -145,7 +162,7 @@ const (
 // New loads every app's credentials and builds its clients. It connects to
 // nothing: apns2 dials on the first push.
 func New(cfg Config) (*Sender, error) {
-	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: time.Now}
+	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: time.Now, auth: newAuthLog(cfg.Logger, cfg.Now)}
 	signers := make(map[string]*signer) // key id -> signer
 	roots := make(map[string]*x509.CertPool)
 	for _, ac := range cfg.Apps {
@@ -171,14 +188,14 @@ func New(cfg Config) (*Sender, error) {
 				if certs[i] == nil {
 					continue
 				}
-				t := newTransport(pool)
+				t := newTransport(pool, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
 				t.h2.TLSClientConfig.Certificates = []tls.Certificate{certs[i].tls}
 				c := &apns2.Client{
 					Host:        hosts[i],
 					Certificate: certs[i].tls,
 					HTTPClient:  &http.Client{Transport: t, Timeout: pushTimeout},
 				}
-				a.gateways[i] = &gateway{env: env, client: c}
+				a.gateways[i] = &gateway{env: env, client: c, pool: t}
 			}
 			s.apps[ac.AppID] = a
 			continue
@@ -189,12 +206,13 @@ func New(cfg Config) (*Sender, error) {
 		}
 		a := &app{topic: ac.Topic}
 		for i, env := range [2]string{Production, Development} {
+			t := newTransport(pool, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
 			c := &apns2.Client{
 				Host:       hosts[i],
 				Token:      sg.tok,
-				HTTPClient: &http.Client{Transport: newTransport(pool), Timeout: pushTimeout},
+				HTTPClient: &http.Client{Transport: t, Timeout: pushTimeout},
 			}
-			a.gateways[i] = &gateway{env: env, client: c, signer: sg}
+			a.gateways[i] = &gateway{env: env, client: c, pool: t, signer: sg}
 		}
 		s.apps[ac.AppID] = a
 	}
@@ -349,6 +367,9 @@ func (s *Sender) Send(ctx context.Context, appID string, r Request) Result {
 	}
 	// Issue 4: a BadDeviceToken from one environment is tried once on the
 	// other before the token is marked, and success is EnvCorrected.
+	if res.Outcome == outcome.AuthError {
+		s.auth.note(appID, res)
+	}
 	return res
 }
 
