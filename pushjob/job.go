@@ -88,7 +88,36 @@ type PlatformContent struct {
 	MutableContent bool           `json:"mutable_content,omitempty"`
 	ChannelID      string         `json:"channel_id,omitempty"`
 	Data           map[string]any `json:"data,omitempty"`
+
+	// The fields below are iOS only: Validate refuses them in an android
+	// block.
+
+	// PushType is the APNs push type; empty is PushTypeAlert.
+	PushType PushType `json:"push_type,omitempty"`
+	// LocKey and LocArgs make the alert body localized on the device:
+	// aps.alert loc-key and loc-args. TitleLocKey and TitleLocArgs do the
+	// same for the title. Args need their key.
+	LocKey       string   `json:"loc_key,omitempty"`
+	LocArgs      []string `json:"loc_args,omitempty"`
+	TitleLocKey  string   `json:"title_loc_key,omitempty"`
+	TitleLocArgs []string `json:"title_loc_args,omitempty"`
 }
+
+// PushType is the kind of APNs push (apns-push-type).
+type PushType string
+
+const (
+	// PushTypeAlert shows a notification: apns-priority 10, or 5 for a
+	// low-priority job.
+	PushTypeAlert PushType = "alert"
+	// PushTypeBackground wakes the app silently: aps content-available 1,
+	// no alert, sound or badge, and always apns-priority 5 as Apple
+	// requires.
+	PushTypeBackground PushType = "background"
+	// PushTypeVoIP is a PushKit call push: topic <bundle id>.voip, payload
+	// up to 5120 bytes.
+	PushTypeVoIP PushType = "voip"
+)
 
 // Badge is a number, or "Increment": add one to the device's stored badge
 // and send the result.

@@ -32,6 +32,9 @@ const (
 	// maxAttrLen bounds short attributes: sound, category, thread and
 	// channel ids.
 	maxAttrLen = 256
+	// maxLocArgs bounds loc_args and title_loc_args: each fills one %@ of
+	// a localized string.
+	maxLocArgs = 16
 	// maxListErrors is how many element errors one list reports before it
 	// summarises the rest, so that 10 000 bad recipients make a readable
 	// 400 body rather than a megabyte of it.
@@ -183,10 +186,12 @@ func (j *Job) Validate() error {
 		checkData(&fe, "push.data", c.Data, true, true)
 		if p := c.IOS; p != nil {
 			checkPlatform(&fe, "push.ios", p)
+			checkIOS(&fe, "push.ios", p)
 			checkData(&fe, "push.ios.data", p.Data, true, false)
 		}
 		if p := c.Android; p != nil {
 			checkPlatform(&fe, "push.android", p)
+			checkIOSOnly(&fe, "push.android", p)
 			checkData(&fe, "push.android.data", p.Data, false, true)
 		}
 	}
@@ -245,6 +250,80 @@ func checkPlatform(fe *fieldErrors, prefix string, p *PlatformContent) {
 	checkLens(fe, prefix, MaxTextLen, attr{"alert", p.Alert}, attr{"title", p.Title}, attr{"body", p.Body})
 	checkBadge(fe, prefix+".badge", p.Badge)
 	checkLens(fe, prefix, maxAttrLen, attr{"sound", p.Sound}, attr{"category", p.Category}, attr{"thread_id", p.ThreadID}, attr{"channel_id", p.ChannelID})
+}
+
+// rulePushType is the rule an unknown push_type breaks. Apple's other
+// push types (complication, fileprovider, location, liveactivity,
+// pushtotalk, mdm, widgets, controls) each need their own topic suffix and
+// payload that a chat message does not make, so they are refused rather
+// than sent for Apple to refuse.
+const rulePushType = `one of "alert", "background", "voip" (Apple's other push types are not supported)`
+
+// checkIOS checks the iOS-only fields of the ios block.
+func checkIOS(fe *fieldErrors, prefix string, p *PlatformContent) {
+	switch p.PushType {
+	case "", PushTypeAlert, PushTypeVoIP:
+	case PushTypeBackground:
+		// A background push is silent: Apple drops or throttles one that
+		// carries an alert, sound or badge, so asking for one is a
+		// mistake worth hearing about. (Alert text from the app's
+		// defaults or the shared push block is dropped silently.)
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"alert", p.Alert != ""}, {"title", p.Title != ""}, {"body", p.Body != ""},
+			{"badge", p.Badge != nil}, {"sound", p.Sound != ""}, {"category", p.Category != ""},
+			{"mutable_content", p.MutableContent},
+			{"loc_key", p.LocKey != ""}, {"title_loc_key", p.TitleLocKey != ""},
+		} {
+			if f.set {
+				fe.add(prefix+"."+f.name, `not with push_type "background": a background push shows nothing`)
+			}
+		}
+	default:
+		fe.add(prefix+".push_type", rulePushType)
+	}
+	checkLens(fe, prefix, maxAttrLen, attr{"loc_key", p.LocKey}, attr{"title_loc_key", p.TitleLocKey})
+	checkLocArgs(fe, prefix+".loc_args", p.LocArgs, p.LocKey, "loc_key")
+	checkLocArgs(fe, prefix+".title_loc_args", p.TitleLocArgs, p.TitleLocKey, "title_loc_key")
+}
+
+// checkLocArgs checks the arguments of a localized string: they need
+// their key, and each fills a %@ of a short string.
+func checkLocArgs(fe *fieldErrors, field string, args []string, key, keyName string) {
+	if len(args) == 0 {
+		return
+	}
+	if key == "" {
+		fe.add(field, "needs "+keyName)
+	}
+	if len(args) > maxLocArgs {
+		fe.add(field, fmt.Sprintf("at most %d arguments", maxLocArgs))
+	}
+	l := listErrors{fe: fe, field: field}
+	for i, a := range args {
+		if len(a) > MaxTextLen {
+			l.add(i, fmt.Sprintf("at most %d bytes", MaxTextLen))
+		}
+	}
+	l.close()
+}
+
+// checkIOSOnly refuses the iOS-only fields in another platform's block.
+func checkIOSOnly(fe *fieldErrors, prefix string, p *PlatformContent) {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"push_type", p.PushType != ""},
+		{"loc_key", p.LocKey != ""}, {"loc_args", len(p.LocArgs) > 0},
+		{"title_loc_key", p.TitleLocKey != ""}, {"title_loc_args", len(p.TitleLocArgs) > 0},
+	} {
+		if f.set {
+			fe.add(prefix+"."+f.name, "iOS only: set it in push.ios")
+		}
+	}
 }
 
 // checkData checks custom keys. APNs puts them beside "aps" at the top of

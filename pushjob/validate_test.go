@@ -178,6 +178,60 @@ func TestValidate(t *testing.T) {
 		{name: "android data aps", mutate: func(j *pushjob.Job) {
 			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{Data: map[string]any{"aps": 1}}}
 		}},
+
+		{name: "ios push_type alert", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeAlert}) }},
+		{name: "ios push_type voip", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeVoIP, Alert: "Alice is calling", Data: map[string]any{"call": "c1"}})
+		}},
+		{name: "ios push_type background", mutate: func(j *pushjob.Job) {
+			// The shared block's alert is for Android; iOS drops it.
+			j.Push = &pushjob.Content{Alert: "hi", IOS: &pushjob.PlatformContent{PushType: pushjob.PushTypeBackground, Data: map[string]any{"sync": 1}}}
+		}},
+		{name: "ios push_type unknown", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: "silent"}) },
+			want: []string{"push.ios.push_type"}, rule: `one of "alert", "background", "voip"`},
+		{name: "ios push_type liveactivity refused", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: "liveactivity"}) },
+			want: []string{"push.ios.push_type"}, rule: "other push types are not supported"},
+		{name: "ios push_type wrong case", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: "VoIP"}) },
+			want: []string{"push.ios.push_type"}},
+		{name: "ios background with alert fields", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{
+				PushType: pushjob.PushTypeBackground, Alert: "a", Title: "t", Body: "b", Badge: &pushjob.Badge{Value: 1},
+				Sound: "default", Category: "MSG", MutableContent: true, LocKey: "K", TitleLocKey: "T",
+			})
+		}, want: []string{
+			"push.ios.alert", "push.ios.title", "push.ios.body", "push.ios.badge", "push.ios.sound",
+			"push.ios.category", "push.ios.mutable_content", "push.ios.loc_key", "push.ios.title_loc_key",
+		}, rule: `not with push_type "background"`},
+		{name: "ios background with thread_id", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeBackground, ThreadID: "t"})
+		}},
+		{name: "ios localized", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{
+				LocKey: "MSG_FROM", LocArgs: []string{"Alice", "hello"}, TitleLocKey: "CONV_TITLE", TitleLocArgs: []string{"Team"},
+			})
+		}},
+		{name: "ios loc_key 256 bytes", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{LocKey: long(256)}) }},
+		{name: "ios loc keys too long", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{LocKey: long(257), TitleLocKey: long(257)})
+		}, want: []string{"push.ios.loc_key", "push.ios.title_loc_key"}, rule: "at most 256 bytes"},
+		{name: "ios loc_args without loc_key", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{LocArgs: []string{"a"}, TitleLocArgs: []string{"b"}})
+		}, want: []string{"push.ios.loc_args", "push.ios.title_loc_args"}, rule: "needs loc_key"},
+		{name: "ios loc_args 16", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{LocKey: "K", LocArgs: make([]string, 16)})
+		}},
+		{name: "ios loc_args 17", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{LocKey: "K", LocArgs: make([]string, 17)})
+		}, want: []string{"push.ios.loc_args"}, rule: "at most 16 arguments"},
+		{name: "ios loc_arg too long", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{TitleLocKey: "K", TitleLocArgs: []string{"a", long(4097)}})
+		}, want: []string{"push.ios.title_loc_args[1]"}, rule: "at most 4096 bytes"},
+		{name: "android iOS-only fields", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{
+				PushType: pushjob.PushTypeVoIP, LocKey: "K", LocArgs: []string{"a"}, TitleLocKey: "T", TitleLocArgs: []string{"b"},
+			}}
+		}, want: []string{"push.android.push_type", "push.android.loc_key", "push.android.loc_args", "push.android.title_loc_key", "push.android.title_loc_args"},
+			rule: "iOS only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +249,31 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func iosBlock(p pushjob.PlatformContent) *pushjob.Content {
+	return &pushjob.Content{IOS: &p}
+}
+
+// The iOS fields decode from the names the contract documents.
+func TestDecodeIOSFields(t *testing.T) {
+	in := `{"message_id":"m","conversation_id":"c","recipients":["a"],"push":{"ios":{` +
+		`"push_type":"voip","loc_key":"MSG","loc_args":["Alice","hi"],"title_loc_key":"T","title_loc_args":["x"],"mutable_content":true}}}`
+	j, err := pushjob.Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := j.Push.IOS
+	if p.PushType != pushjob.PushTypeVoIP || p.LocKey != "MSG" || !slices.Equal(p.LocArgs, []string{"Alice", "hi"}) ||
+		p.TitleLocKey != "T" || !slices.Equal(p.TitleLocArgs, []string{"x"}) || !p.MutableContent {
+		t.Errorf("decoded %+v", *p)
+	}
+	if _, err := pushjob.Decode([]byte(`{"message_id":"m","conversation_id":"c","recipients":["a"],"push":{"ios":{"loc_args":"Alice"}}}`)); err == nil {
+		t.Error("loc_args as a string decoded")
 	}
 }
 

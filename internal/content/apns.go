@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+
+	"github.com/pushd/pushd/pushjob"
 )
 
 // Apple's payload size limits, in bytes of encoded JSON.
@@ -14,6 +16,14 @@ const (
 	APNsMaxPayload     = 4096 // alert and background pushes
 	APNsMaxVoIPPayload = 5120 // VoIP pushes
 )
+
+// APNsLimit is Apple's payload limit for a push type.
+func APNsLimit(t pushjob.PushType) int {
+	if t == pushjob.PushTypeVoIP {
+		return APNsMaxVoIPPayload
+	}
+	return APNsMaxPayload
+}
 
 // ellipsis marks a truncated body.
 const ellipsis = "…"
@@ -29,11 +39,13 @@ const (
 // once; Payload then only splices in a device's badge. A template is safe
 // for concurrent use.
 //
-// The payload is {"aps":{"alert":{"title":..,"body":..},"sound":..,
+// The payload is {"aps":{"alert":{"title":..,"title-loc-key":..,
+// "title-loc-args":[..],"body":..,"loc-key":..,"loc-args":[..]},"sound":..,
 // "category":..,"thread-id":..,"mutable-content":1,"badge":n}, ...} with
 // empty fields left out and the custom data keys, sorted, beside "aps". A
 // data key "aps" is dropped: custom data must not replace what pushd
-// builds.
+// builds. A background push's aps is {"content-available":1} alone, and
+// takes no badge.
 type APNsTemplate struct {
 	maxBytes int
 	// enc is the payload without body and badge; the body goes at bodyAt
@@ -42,6 +54,7 @@ type APNsTemplate struct {
 	bodyAt, badgeAt int
 	hasBody         bool
 	apsEmpty        bool
+	noBadge         bool
 	// body is the alert body encoded, without quotes: whole when whole is
 	// set, else as much of it as could ever fit.
 	body  []byte
@@ -62,6 +75,11 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 		return nil, fmt.Errorf("content: APNs payload limit %d: must be positive", maxBytes)
 	}
 	t := &APNsTemplate{maxBytes: maxBytes}
+	if p.PushType == pushjob.PushTypeBackground {
+		// Silent: Apple wants content-available and nothing to show.
+		p = Platform{PushType: p.PushType, Data: p.Data}
+		t.noBadge = true
+	}
 	body := p.Body
 	if body == "" && p.Title == "" {
 		body = p.Alert
@@ -79,22 +97,53 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 		b = append(b, name...)
 		b = append(b, `":`...)
 	}
-	if p.Title != "" || body != "" {
+	if p.Title != "" || body != "" || p.LocKey != "" || p.TitleLocKey != "" {
 		field("alert")
 		b = append(b, '{')
-		if p.Title != "" {
-			b = append(b, `"title":`...)
-			b = appendString(b, p.Title)
-		}
-		if body != "" {
-			if p.Title != "" {
+		m := 0
+		key := func(name string) {
+			if m > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `"body":"`...)
+			m++
+			b = append(b, '"')
+			b = append(b, name...)
+			b = append(b, `":`...)
+		}
+		if p.Title != "" {
+			key("title")
+			b = appendString(b, p.Title)
+		}
+		if p.TitleLocKey != "" {
+			key("title-loc-key")
+			b = appendString(b, p.TitleLocKey)
+			if len(p.TitleLocArgs) > 0 {
+				key("title-loc-args")
+				b = appendStrings(b, p.TitleLocArgs)
+			}
+		}
+		if body != "" {
+			key("body")
+			b = append(b, '"')
 			t.bodyAt, t.hasBody = len(b), true
 			b = append(b, '"')
 		}
+		if p.LocKey != "" {
+			// The device shows the localized string; a body beside it
+			// is what older clients and service extensions read, and
+			// is trimmed to fit like any other.
+			key("loc-key")
+			b = appendString(b, p.LocKey)
+			if len(p.LocArgs) > 0 {
+				key("loc-args")
+				b = appendStrings(b, p.LocArgs)
+			}
+		}
 		b = append(b, '}')
+	}
+	if p.PushType == pushjob.PushTypeBackground {
+		field("content-available")
+		b = append(b, '1')
 	}
 	if p.Sound != "" {
 		field("sound")
@@ -192,6 +241,9 @@ func (t *APNsTemplate) Payload(badge *int) ([]byte, error) {
 	var num [20]byte
 	var digits []byte
 	badgeLen := 0
+	if t.noBadge {
+		badge = nil
+	}
 	if badge != nil {
 		digits = strconv.AppendInt(num[:0], int64(*badge), 10)
 		badgeLen = len(badgeKey) + len(digits)
@@ -242,7 +294,8 @@ func (t *APNsTemplate) Payload(badge *int) ([]byte, error) {
 }
 
 // APNsPayload builds p's payload with badge (nil for none) in at most
-// maxBytes: APNsMaxPayload for alert pushes, APNsMaxVoIPPayload for VoIP.
+// maxBytes: APNsLimit(p.PushType), APNsMaxPayload for alert and background
+// pushes, APNsMaxVoIPPayload for VoIP.
 // It is NewAPNsTemplate and Payload in one; a job with many devices should
 // build the template once.
 func APNsPayload(p Platform, badge *int, maxBytes int) ([]byte, error) {
@@ -251,4 +304,16 @@ func APNsPayload(p Platform, badge *int, maxBytes int) ([]byte, error) {
 		return nil, err
 	}
 	return t.Payload(badge)
+}
+
+// appendStrings appends ss as a JSON array of strings.
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
 }

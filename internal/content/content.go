@@ -14,6 +14,7 @@ package content
 
 import (
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,16 @@ type Platform struct {
 	MutableContent bool
 	// ChannelID is the Android notification channel.
 	ChannelID string
+	// PushType is the APNs push type (iOS only); empty is alert. A
+	// background Platform carries no alert, sound, category, thread,
+	// badge or mutable-content: Resolve clears them.
+	PushType pushjob.PushType
+	// LocKey and LocArgs localize the alert body on the device,
+	// TitleLocKey and TitleLocArgs the title (iOS only).
+	LocKey       string
+	LocArgs      []string
+	TitleLocKey  string
+	TitleLocArgs []string
 	// Data holds custom keys. Its top level is this Platform's own map;
 	// nested values may be shared with the job and must not be modified.
 	Data map[string]any
@@ -110,6 +121,12 @@ func Resolve(d Defaults, j pushjob.Job) Resolved {
 			p.Body = p.Alert
 		}
 	}
+	if r.IOS.PushType == pushjob.PushTypeBackground {
+		// Silent: the defaults' and shared block's text is for the
+		// other pushes. Clearing the badge here also keeps the
+		// pipeline from incrementing a badge nobody is shown.
+		r.IOS = Platform{PushType: pushjob.PushTypeBackground, Data: r.IOS.Data}
+	}
 	return r
 }
 
@@ -120,6 +137,10 @@ type layer struct {
 	badge                                                    *pushjob.Badge
 	mutableContent                                           bool
 	data                                                     map[string]any
+	// iOS only.
+	pushType              pushjob.PushType
+	locKey, titleLocKey   string
+	locArgs, titleLocArgs []string
 }
 
 func (p *Platform) apply(l layer) {
@@ -142,6 +163,17 @@ func (p *Platform) apply(l layer) {
 	if l.mutableContent {
 		p.MutableContent = true
 	}
+	if l.pushType != "" {
+		p.PushType = l.pushType
+	}
+	set(&p.LocKey, l.locKey)
+	set(&p.TitleLocKey, l.titleLocKey)
+	if len(l.locArgs) > 0 {
+		p.LocArgs = slices.Clone(l.locArgs)
+	}
+	if len(l.titleLocArgs) > 0 {
+		p.TitleLocArgs = slices.Clone(l.titleLocArgs)
+	}
 	if len(l.data) > 0 {
 		if p.Data == nil {
 			p.Data = make(map[string]any, len(l.data))
@@ -158,6 +190,8 @@ func (p *Platform) applyPlatform(c *pushjob.PlatformContent) {
 		alert: c.Alert, title: c.Title, body: c.Body, sound: c.Sound,
 		category: c.Category, threadID: c.ThreadID, channelID: c.ChannelID,
 		badge: c.Badge, mutableContent: c.MutableContent, data: c.Data,
+		pushType: c.PushType, locKey: c.LocKey, locArgs: c.LocArgs,
+		titleLocKey: c.TitleLocKey, titleLocArgs: c.TitleLocArgs,
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,11 @@ type FCM interface {
 type App struct {
 	ID       string
 	Defaults content.Defaults
+	// APNsTopic is the app's default APNs topic (its bundle id). VoIP
+	// pushes to installations without an apns_topic of their own go to
+	// APNsTopic + ".voip"; with neither, a VoIP push is rejected rather
+	// than sent to the alert topic.
+	APNsTopic string
 }
 
 // Observer learns every outcome, for metrics.
@@ -279,7 +285,7 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 		return nil, err
 	}
 
-	results := p.sendAll(ctx, job, newPayloads(resolved, job, now), pending, badges)
+	results := p.sendAll(ctx, job, newPayloads(app, resolved, job, now), pending, badges)
 
 	// The pushes are out: what the providers said must be recorded even
 	// when the attempt's context has ended (asynq's timeout, shutdown), or
@@ -435,12 +441,55 @@ type sendResult struct {
 type payloads struct {
 	apns    *content.APNsTemplate
 	apnsErr error
-	fcm     *content.FCMTemplate
+	// apnsPushType and apnsPriority are the job's APNs headers, the same
+	// for all its devices; appTopic is the app's default topic.
+	apnsPushType pushjob.PushType
+	apnsPriority int
+	appTopic     string
+	fcm          *content.FCMTemplate
 }
 
-func newPayloads(r content.Resolved, job pushjob.Job, now time.Time) *payloads {
-	t, err := content.NewAPNsTemplate(r.IOS, content.APNsMaxPayload)
-	return &payloads{apns: t, apnsErr: err, fcm: content.NewFCMTemplate(r.Android, job, now)}
+func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time) *payloads {
+	pt := r.IOS.PushType
+	if pt == "" {
+		pt = pushjob.PushTypeAlert
+	}
+	t, err := content.NewAPNsTemplate(r.IOS, content.APNsLimit(pt))
+	return &payloads{
+		apns: t, apnsErr: err,
+		apnsPushType: pt, apnsPriority: apnsPriority(pt, job.Priority), appTopic: app.APNsTopic,
+		fcm: content.NewFCMTemplate(r.Android, job, now),
+	}
+}
+
+// apnsPriority is the apns-priority of a push: 5 for a background push,
+// which Apple requires, and for a low-priority job (delivered when the
+// device's power allows); 10, at once, otherwise.
+func apnsPriority(pt pushjob.PushType, jp pushjob.Priority) int {
+	if pt == pushjob.PushTypeBackground || jp == pushjob.PriorityLow {
+		return 5
+	}
+	return 10
+}
+
+// voipSuffix ends the topic of VoIP pushes: Apple's <bundle id>.voip.
+const voipSuffix = ".voip"
+
+// apnsTopic is the apns-topic for d: its own apns_topic, or empty for the
+// app's. A VoIP push goes to the .voip form of that topic; it is empty
+// only when neither the installation nor the app names a topic.
+func apnsTopic(pt pushjob.PushType, installTopic, appTopic string) string {
+	if pt != pushjob.PushTypeVoIP {
+		return installTopic
+	}
+	t := installTopic
+	if t == "" {
+		t = appTopic
+	}
+	if t == "" || strings.HasSuffix(t, voipSuffix) {
+		return t
+	}
+	return t + voipSuffix
 }
 
 // sendAll pushes to every pending device with at most Parallel in flight.
@@ -480,7 +529,20 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 			res.Outcome, res.Reason = outcome.Rejected, err.Error()
 			return res
 		}
-		p.sendAPNs(ctx, job, d, payload, &res)
+		topic := apnsTopic(pl.apnsPushType, d.APNsTopic, pl.appTopic)
+		if pl.apnsPushType == pushjob.PushTypeVoIP && topic == "" {
+			res.Outcome, res.Reason = outcome.Rejected, "voip push: no APNs topic (the installation has no apns_topic and the app none configured)"
+			return res
+		}
+		p.sendAPNs(ctx, job, d, pl, topic, payload, &res)
+		if res.Outcome == outcome.InvalidToken && topic != d.APNsTopic {
+			// The .voip topic was pushd's guess, not the installation's
+			// registration: Apple refusing the token there says it is
+			// no VoIP token, not that it is dead, and marking it would
+			// cost the device its message pushes.
+			res.Outcome = outcome.Rejected
+			res.Reason += " for " + topic + ": token kept, the installation registered no .voip topic"
+		}
 	case installations.FCM:
 		if p.cfg.FCM == nil {
 			res.Outcome = outcome.NoCredentials
@@ -509,7 +571,7 @@ const reasonBadDeviceToken = "BadDeviceToken"
 // is invalid. The other environment having no credentials leaves the
 // first answer standing; any other answer from it (transient, auth,
 // rejected) is the device's outcome, and the token is not blamed.
-func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installations.Installation, payload []byte, res *sendResult) {
+func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installations.Installation, pl *payloads, topic string, payload []byte, res *sendResult) {
 	env := d.APNsEnv
 	if env == "" {
 		env = installations.Production
@@ -517,7 +579,9 @@ func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installation
 	req := apns.Request{
 		Token:      d.Token,
 		Env:        env,
-		Topic:      d.APNsTopic,
+		Topic:      topic,
+		PushType:   string(pl.apnsPushType),
+		Priority:   pl.apnsPriority,
 		Expiration: job.Expiry(),
 		// A duplicate after a crash replaces the first on the device
 		// rather than stacking beside it.
