@@ -663,3 +663,48 @@ func TestCertificateAuthentication(t *testing.T) {
 		}
 	}
 }
+
+// VoIP and background pushes reach Apple with the headers Apple requires:
+// the .voip topic and push type, and for a silent push priority 5 and
+// content-available.
+func TestAPNsPushTypes(t *testing.T) {
+	needRedis(t)
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	e := startPushd(t, sim, fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db")))
+	m := sim.Minter()
+	voip := m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic+".voip", 1)
+	alert := m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic, 2)
+	e.register("iphone-voip", "vic", "apns", voip, "production")
+	e.register("iphone-alert", "amy", "apns", alert, "production")
+
+	call := map[string]any{"message_id": "call-1", "conversation_id": "conv-v", "recipients": []string{"vic"},
+		"push": map[string]any{"ios": map[string]any{"push_type": "voip"}}}
+	silent := map[string]any{"message_id": "sync-1", "conversation_id": "conv-v", "recipients": []string{"amy"},
+		"push": map[string]any{"ios": map[string]any{"push_type": "background"}, "data": map[string]any{"sync": "inbox"}}}
+	for _, job := range []map[string]any{call, silent} {
+		if st := e.call("POST", "/v1/push", job, nil); st != 202 {
+			t.Fatalf("push %v: %d", job["message_id"], st)
+		}
+	}
+	if got := e.waitTrace("call-1", 1); got["vic/iphone-voip"] != "delivered" {
+		t.Fatalf("VoIP trace %v", got)
+	}
+	if got := e.waitTrace("sync-1", 1); got["amy/iphone-alert"] != "delivered" {
+		t.Fatalf("background trace %v", got)
+	}
+	rc, _ := sim.Receipt(voip)
+	if rc.Headers["apns-push-type"] != "voip" || rc.Headers["apns-topic"] != e2eTopic+".voip" {
+		t.Errorf("VoIP headers %v: want push type voip on %s.voip", rc.Headers, e2eTopic)
+	}
+	rc, _ = sim.Receipt(alert)
+	if rc.Headers["apns-push-type"] != "background" || rc.Headers["apns-priority"] != "5" {
+		t.Errorf("background headers %v: want push type background, priority 5", rc.Headers)
+	}
+	var p struct {
+		APS  map[string]any `json:"aps"`
+		Sync string         `json:"sync"`
+	}
+	if err := json.Unmarshal(rc.Payload, &p); err != nil || p.APS["content-available"] != float64(1) || p.APS["alert"] != nil || p.Sync != "inbox" {
+		t.Errorf("background payload %s: want content-available 1, no alert, custom data kept", rc.Payload)
+	}
+}
