@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -706,5 +707,40 @@ func TestAPNsPushTypes(t *testing.T) {
 	}
 	if err := json.Unmarshal(rc.Payload, &p); err != nil || p.APS["content-available"] != float64(1) || p.APS["alert"] != nil || p.Sync != "inbox" {
 		t.Errorf("background payload %s: want content-available 1, no alert, custom data kept", rc.Payload)
+	}
+}
+
+// An over-long body in multi-byte text is trimmed on a character boundary
+// to Apple's 4096 bytes: delivered, never a 413.
+func TestAPNsLongBodyTrimmed(t *testing.T) {
+	needRedis(t)
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	e := startPushd(t, sim, fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db")))
+	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, e2eTopic, 1)
+	e.register("iphone-li", "li", "apns", tok, "production")
+	body := strings.Repeat("长消息😀é", 272) // 4080 bytes of 3-, 4- and 2-byte characters: the job allows it, Apple does not with the rest of the payload
+	job := map[string]any{"message_id": "long-1", "conversation_id": "conv-l", "recipients": []string{"li"},
+		"push": map[string]any{"title": "李", "body": body}}
+	if st := e.call("POST", "/v1/push", job, nil); st != 202 {
+		t.Fatalf("push: %d", st)
+	}
+	if got := e.waitTrace("long-1", 1); got["li/iphone-li"] != "delivered" {
+		t.Fatalf("trace %v, want delivered", got)
+	}
+	if n := sim.Total("", 413, ""); n != 0 {
+		t.Errorf("APNs answered 413 %d times", n)
+	}
+	rc, _ := sim.Receipt(tok)
+	var p struct {
+		APS struct {
+			Alert struct{ Body string } `json:"alert"`
+		} `json:"aps"`
+	}
+	if len(rc.Payload) > 4096 || !utf8.Valid(rc.Payload) || json.Unmarshal(rc.Payload, &p) != nil {
+		t.Fatalf("payload of %d bytes, valid UTF-8 %v", len(rc.Payload), utf8.Valid(rc.Payload))
+	}
+	trimmed, ok := strings.CutSuffix(p.APS.Alert.Body, "…")
+	if !ok || !strings.HasPrefix(body, trimmed) || len(trimmed) < 3000 {
+		t.Errorf("body of %d bytes: want a prefix of the original ending in …, most of 4 KB kept", len(p.APS.Alert.Body))
 	}
 }
