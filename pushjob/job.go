@@ -101,7 +101,37 @@ type PlatformContent struct {
 	LocArgs      []string `json:"loc_args,omitempty"`
 	TitleLocKey  string   `json:"title_loc_key,omitempty"`
 	TitleLocArgs []string `json:"title_loc_args,omitempty"`
+	// LiveActivity is the Live Activity update of a push_type
+	// "liveactivity" push, and only of one.
+	LiveActivity *LiveActivity `json:"live_activity,omitempty"`
 }
+
+// LiveActivity is what a push_type "liveactivity" push does to a Live
+// Activity: aps event, content-state, dismissal-date, stale-date and, to
+// start one, attributes-type and attributes. aps timestamp is the job's
+// Timestamp.
+type LiveActivity struct {
+	// Event is LiveActivityStart, LiveActivityUpdate or LiveActivityEnd.
+	Event string `json:"event"`
+	// ContentState is the activity's new dynamic content, decoded on the
+	// device into its ContentState type; required to start or update.
+	ContentState map[string]any `json:"content_state,omitempty"`
+	// DismissalDate and StaleDate are unix seconds; zero leaves them out.
+	DismissalDate int64 `json:"dismissal_date,omitempty"`
+	StaleDate     int64 `json:"stale_date,omitempty"`
+	// AttributesType and Attributes describe the activity to start (event
+	// "start" only): the ActivityAttributes type name and its static
+	// values.
+	AttributesType string         `json:"attributes_type,omitempty"`
+	Attributes     map[string]any `json:"attributes,omitempty"`
+}
+
+// Live Activity events.
+const (
+	LiveActivityStart  = "start"
+	LiveActivityUpdate = "update"
+	LiveActivityEnd    = "end"
+)
 
 // PushType is the kind of APNs push (apns-push-type).
 type PushType string
@@ -117,7 +147,45 @@ const (
 	// PushTypeVoIP is a PushKit call push: topic <bundle id>.voip, payload
 	// up to 5120 bytes.
 	PushTypeVoIP PushType = "voip"
+	// PushTypeComplication updates a watchOS complication: topic <bundle
+	// id>.complication, an alert-shaped payload, priority as the job's.
+	PushTypeComplication PushType = "complication"
+	// PushTypeLocation asks a Location Push Service Extension for the
+	// device's location: topic <bundle id>.location-query, aps {} and
+	// custom data, priority 10 (5 for a low-priority job).
+	PushTypeLocation PushType = "location"
+	// PushTypePushToTalk wakes a Push to Talk app: topic <bundle
+	// id>.voip-ptt, aps {} and custom data, always priority 10.
+	PushTypePushToTalk PushType = "pushtotalk"
+	// PushTypeWidgets reloads the app's widgets: topic <bundle
+	// id>.push-type.widgets, aps {"content-changed":true}.
+	PushTypeWidgets PushType = "widgets"
+	// PushTypeControls reloads the app's controls: topic <bundle
+	// id>.push-type.controls, aps {"content-changed":true}.
+	PushTypeControls PushType = "controls"
+	// PushTypeFileProvider signals a File Provider extension: topic
+	// <bundle id>.pushkit.fileprovider, an empty aps beside the custom
+	// data (container-identifier), always priority 5.
+	PushTypeFileProvider PushType = "fileprovider"
+	// PushTypeLiveActivity updates, ends or starts a Live Activity: topic
+	// <bundle id>.push-type.liveactivity, aps from the ios block's
+	// live_activity, priority as the job's.
+	PushTypeLiveActivity PushType = "liveactivity"
+	// PushTypeMDM is Apple's device-management push. Validate refuses it:
+	// only an MDM server, with its MDM push certificate, sends one.
+	PushTypeMDM PushType = "mdm"
 )
+
+// Silent reports whether pushes of type t show nothing: their aps carries
+// no alert, sound or badge.
+func (t PushType) Silent() bool {
+	switch t {
+	case PushTypeBackground, PushTypeLocation, PushTypePushToTalk,
+		PushTypeWidgets, PushTypeControls, PushTypeFileProvider:
+		return true
+	}
+	return false
+}
 
 // Badge is a number, or "Increment": add one to the device's stored badge
 // and send the result.

@@ -252,22 +252,24 @@ func checkPlatform(fe *fieldErrors, prefix string, p *PlatformContent) {
 	checkLens(fe, prefix, maxAttrLen, attr{"sound", p.Sound}, attr{"category", p.Category}, attr{"thread_id", p.ThreadID}, attr{"channel_id", p.ChannelID})
 }
 
-// rulePushType is the rule an unknown push_type breaks. Apple's other
-// push types (complication, fileprovider, location, liveactivity,
-// pushtotalk, mdm, widgets, controls) each need their own topic suffix and
-// payload that a chat message does not make, so they are refused rather
-// than sent for Apple to refuse.
-const rulePushType = `one of "alert", "background", "voip" (Apple's other push types are not supported)`
+// rulePushType is the rule an unknown push_type breaks.
+const rulePushType = `one of "alert", "background", "voip", "complication", "location", "pushtotalk", "widgets", "controls", "fileprovider", "liveactivity"`
+
+// ruleMDM is the rule push_type "mdm" breaks: an MDM push only tells a
+// managed device to call its MDM server, and Apple accepts it only with
+// that server's MDM push certificate and the device's PushMagic.
+const ruleMDM = `"mdm" is not for apps: MDM pushes are sent by device-management servers with their MDM push certificate`
 
 // checkIOS checks the iOS-only fields of the ios block.
 func checkIOS(fe *fieldErrors, prefix string, p *PlatformContent) {
 	switch p.PushType {
-	case "", PushTypeAlert, PushTypeVoIP:
-	case PushTypeBackground:
-		// A background push is silent: Apple drops or throttles one that
+	case "", PushTypeAlert, PushTypeVoIP, PushTypeComplication:
+	case PushTypeBackground, PushTypeLocation, PushTypePushToTalk, PushTypeWidgets, PushTypeControls, PushTypeFileProvider:
+		// These pushes are silent: Apple drops or throttles one that
 		// carries an alert, sound or badge, so asking for one is a
 		// mistake worth hearing about. (Alert text from the app's
 		// defaults or the shared push block is dropped silently.)
+		rule := fmt.Sprintf("not with push_type %q: a %s push shows nothing", p.PushType, p.PushType)
 		for _, f := range []struct {
 			name string
 			set  bool
@@ -278,15 +280,82 @@ func checkIOS(fe *fieldErrors, prefix string, p *PlatformContent) {
 			{"loc_key", p.LocKey != ""}, {"title_loc_key", p.TitleLocKey != ""},
 		} {
 			if f.set {
-				fe.add(prefix+"."+f.name, `not with push_type "background": a background push shows nothing`)
+				fe.add(prefix+"."+f.name, rule)
+			}
+		}
+	case PushTypeMDM:
+		fe.add(prefix+".push_type", ruleMDM)
+	case PushTypeLiveActivity:
+		// A Live Activity's alert is title, body and sound only.
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"badge", p.Badge != nil}, {"category", p.Category != ""}, {"mutable_content", p.MutableContent},
+			{"loc_key", p.LocKey != ""}, {"title_loc_key", p.TitleLocKey != ""},
+		} {
+			if f.set {
+				fe.add(prefix+"."+f.name, `not with push_type "liveactivity": its alert has only title, body and sound`)
 			}
 		}
 	default:
 		fe.add(prefix+".push_type", rulePushType)
 	}
+	checkLiveActivity(fe, prefix, p)
 	checkLens(fe, prefix, maxAttrLen, attr{"loc_key", p.LocKey}, attr{"title_loc_key", p.TitleLocKey})
 	checkLocArgs(fe, prefix+".loc_args", p.LocArgs, p.LocKey, "loc_key")
 	checkLocArgs(fe, prefix+".title_loc_args", p.TitleLocArgs, p.TitleLocKey, "title_loc_key")
+}
+
+// checkLiveActivity checks live_activity: it belongs to a liveactivity
+// push, which needs it.
+func checkLiveActivity(fe *fieldErrors, prefix string, p *PlatformContent) {
+	field := prefix + ".live_activity"
+	la := p.LiveActivity
+	if p.PushType != PushTypeLiveActivity {
+		if la != nil {
+			fe.add(field, `only with push_type "liveactivity"`)
+		}
+		return
+	}
+	if la == nil {
+		fe.add(field, `required with push_type "liveactivity"`)
+		return
+	}
+	switch la.Event {
+	case "":
+		fe.add(field+".event", `required: "start", "update" or "end"`)
+	case LiveActivityStart, LiveActivityUpdate, LiveActivityEnd:
+	default:
+		fe.add(field+".event", `one of "start", "update", "end"`)
+	}
+	if la.ContentState == nil && (la.Event == LiveActivityStart || la.Event == LiveActivityUpdate) {
+		fe.add(field+".content_state", "required to "+la.Event+" a Live Activity")
+	}
+	checkData(fe, field+".content_state", la.ContentState, false, false)
+	if la.DismissalDate < 0 {
+		fe.add(field+".dismissal_date", "unix seconds, not negative")
+	}
+	if la.StaleDate < 0 {
+		fe.add(field+".stale_date", "unix seconds, not negative")
+	}
+	if la.Event == LiveActivityStart {
+		if la.AttributesType == "" {
+			fe.add(field+".attributes_type", "required to start a Live Activity")
+		}
+		if la.Attributes == nil {
+			fe.add(field+".attributes", "required to start a Live Activity")
+		}
+	} else {
+		if la.AttributesType != "" {
+			fe.add(field+".attributes_type", `only with event "start"`)
+		}
+		if la.Attributes != nil {
+			fe.add(field+".attributes", `only with event "start"`)
+		}
+	}
+	checkLens(fe, field, maxAttrLen, attr{"attributes_type", la.AttributesType})
+	checkData(fe, field+".attributes", la.Attributes, false, false)
 }
 
 // checkLocArgs checks the arguments of a localized string: they need
@@ -319,6 +388,7 @@ func checkIOSOnly(fe *fieldErrors, prefix string, p *PlatformContent) {
 		{"push_type", p.PushType != ""},
 		{"loc_key", p.LocKey != ""}, {"loc_args", len(p.LocArgs) > 0},
 		{"title_loc_key", p.TitleLocKey != ""}, {"title_loc_args", len(p.TitleLocArgs) > 0},
+		{"live_activity", p.LiveActivity != nil},
 	} {
 		if f.set {
 			fe.add(prefix+"."+f.name, "iOS only: set it in push.ios")

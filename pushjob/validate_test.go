@@ -189,8 +189,78 @@ func TestValidate(t *testing.T) {
 		}},
 		{name: "ios push_type unknown", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: "silent"}) },
 			want: []string{"push.ios.push_type"}, rule: `one of "alert", "background", "voip"`},
-		{name: "ios push_type liveactivity refused", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: "liveactivity"}) },
-			want: []string{"push.ios.push_type"}, rule: "other push types are not supported"},
+		{name: "ios push_type mdm refused", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeMDM}) },
+			want: []string{"push.ios.push_type"}, rule: "MDM pushes are sent by device-management servers"},
+		{name: "ios push_type complication", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeComplication, Alert: "3 unread", Badge: &pushjob.Badge{Value: 3}, Sound: "default"})
+		}},
+		{name: "ios push_type location", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Alert: "hi", IOS: &pushjob.PlatformContent{PushType: pushjob.PushTypeLocation, Data: map[string]any{"query": "q1"}}}
+		}},
+		{name: "ios push_type pushtotalk", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypePushToTalk, Data: map[string]any{"speaker": "alice"}})
+		}},
+		{name: "ios push_type widgets", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeWidgets}) }},
+		{name: "ios push_type controls", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeControls}) }},
+		{name: "ios push_type fileprovider", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeFileProvider, Data: map[string]any{"container-identifier": "NSFileProviderWorkingSetContainerItemIdentifier"}})
+		}},
+		{name: "ios location with alert fields", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLocation, Alert: "a", Badge: &pushjob.Badge{Value: 1}})
+		}, want: []string{"push.ios.alert", "push.ios.badge"}, rule: `not with push_type "location"`},
+		{name: "ios pushtotalk with sound", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypePushToTalk, Sound: "default"})
+		}, want: []string{"push.ios.sound"}, rule: `not with push_type "pushtotalk"`},
+		{name: "ios widgets with title", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeWidgets, Title: "t"})
+		}, want: []string{"push.ios.title"}, rule: `not with push_type "widgets"`},
+		{name: "ios controls with body", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeControls, Body: "b", MutableContent: true})
+		}, want: []string{"push.ios.body", "push.ios.mutable_content"}, rule: `not with push_type "controls"`},
+		{name: "ios fileprovider with loc_key", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeFileProvider, LocKey: "K", Category: "C"})
+		}, want: []string{"push.ios.category", "push.ios.loc_key"}, rule: `not with push_type "fileprovider"`},
+		{name: "ios liveactivity update", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, Title: "Delivery", Body: "2 min away", Sound: "chime.aiff",
+				LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"eta": 2}, StaleDate: 1700000000}})
+		}},
+		{name: "ios liveactivity end", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, LiveActivity: &pushjob.LiveActivity{Event: "end", DismissalDate: 1700000000}})
+		}},
+		{name: "ios liveactivity start", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, Alert: "Call started",
+				LiveActivity: &pushjob.LiveActivity{Event: "start", ContentState: map[string]any{}, AttributesType: "CallAttributes", Attributes: map[string]any{"room": "r1"}}})
+		}},
+		{name: "ios liveactivity without live_activity", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity})
+		},
+			want: []string{"push.ios.live_activity"}, rule: "required"},
+		{name: "ios liveactivity event missing", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, LiveActivity: &pushjob.LiveActivity{}})
+		}, want: []string{"push.ios.live_activity.event"}, rule: "required"},
+		{name: "ios liveactivity event unknown", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, LiveActivity: &pushjob.LiveActivity{Event: "pause"}})
+		}, want: []string{"push.ios.live_activity.event"}, rule: `one of "start", "update", "end"`},
+		{name: "ios liveactivity update without content_state", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, LiveActivity: &pushjob.LiveActivity{Event: "update"}})
+		}, want: []string{"push.ios.live_activity.content_state"}, rule: "required to update"},
+		{name: "ios liveactivity start incomplete", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, LiveActivity: &pushjob.LiveActivity{Event: "start"}})
+		}, want: []string{"push.ios.live_activity.content_state", "push.ios.live_activity.attributes_type", "push.ios.live_activity.attributes"}, rule: "required to start"},
+		{name: "ios liveactivity attributes on update, bad dates", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, LiveActivity: &pushjob.LiveActivity{
+				Event: "update", ContentState: map[string]any{"a": 1}, AttributesType: "T", Attributes: map[string]any{}, DismissalDate: -1, StaleDate: -1}})
+		}, want: []string{"push.ios.live_activity.dismissal_date", "push.ios.live_activity.stale_date", "push.ios.live_activity.attributes_type", "push.ios.live_activity.attributes"}},
+		{name: "ios liveactivity with badge and loc_key", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{PushType: pushjob.PushTypeLiveActivity, Badge: &pushjob.Badge{Value: 1}, LocKey: "K",
+				LiveActivity: &pushjob.LiveActivity{Event: "end"}})
+		}, want: []string{"push.ios.badge", "push.ios.loc_key"}, rule: `not with push_type "liveactivity"`},
+		{name: "ios live_activity without its push type", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{LiveActivity: &pushjob.LiveActivity{Event: "end"}})
+		}, want: []string{"push.ios.live_activity"}, rule: `only with push_type "liveactivity"`},
+		{name: "android live_activity", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{LiveActivity: &pushjob.LiveActivity{Event: "end"}}}
+		}, want: []string{"push.android.live_activity"}, rule: "iOS only"},
 		{name: "ios push_type wrong case", mutate: func(j *pushjob.Job) { j.Push = iosBlock(pushjob.PlatformContent{PushType: "VoIP"}) },
 			want: []string{"push.ios.push_type"}},
 		{name: "ios background with alert fields", mutate: func(j *pushjob.Job) {

@@ -744,3 +744,36 @@ func TestAPNsLongBodyTrimmed(t *testing.T) {
 		t.Errorf("body of %d bytes: want a prefix of the original ending in …, most of 4 KB kept", len(p.APS.Alert.Body))
 	}
 }
+
+// A Live Activity update reaches its own topic with Apple's aps shape.
+func TestAPNsLiveActivity(t *testing.T) {
+	needRedis(t)
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	e := startPushd(t, sim, fmt.Sprintf("{driver: sqlite, path: %q}", filepath.Join(t.TempDir(), "pushd.db")))
+	topic := e2eTopic + ".push-type.liveactivity"
+	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, 1)
+	e.register("iphone-la", "lia", "apns", tok, "production")
+	job := map[string]any{"message_id": "la-1", "conversation_id": "conv-la", "recipients": []string{"lia"},
+		"push": map[string]any{"ios": map[string]any{"push_type": "liveactivity",
+			"live_activity": map[string]any{"event": "update", "content_state": map[string]any{"unread": 3}}}}}
+	if st := e.call("POST", "/v1/push", job, nil); st != 202 {
+		t.Fatalf("push: %d", st)
+	}
+	if got := e.waitTrace("la-1", 1); got["lia/iphone-la"] != "delivered" {
+		t.Fatalf("trace %v", got)
+	}
+	rc, _ := sim.Receipt(tok)
+	if rc.Headers["apns-push-type"] != "liveactivity" || rc.Headers["apns-topic"] != topic {
+		t.Errorf("headers %v: want push type liveactivity on %s", rc.Headers, topic)
+	}
+	var p struct {
+		APS struct {
+			Event        string         `json:"event"`
+			Timestamp    int64          `json:"timestamp"`
+			ContentState map[string]any `json:"content-state"`
+		} `json:"aps"`
+	}
+	if err := json.Unmarshal(rc.Payload, &p); err != nil || p.APS.Event != "update" || p.APS.Timestamp == 0 || p.APS.ContentState["unread"] != float64(3) {
+		t.Errorf("payload %s: want event update, a timestamp and the content state", rc.Payload)
+	}
+}

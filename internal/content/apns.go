@@ -44,8 +44,13 @@ const (
 // "category":..,"thread-id":..,"mutable-content":1,"badge":n}, ...} with
 // empty fields left out and the custom data keys, sorted, beside "aps". A
 // data key "aps" is dropped: custom data must not replace what pushd
-// builds. A background push's aps is {"content-available":1} alone, and
-// takes no badge.
+// builds. A background push's aps is {"content-available":1} alone, a
+// widgets or controls push's {"content-changed":true}, and a location,
+// pushtotalk or fileprovider push's {} (its custom data is the message);
+// none takes a badge. A liveactivity push's aps is {"timestamp":..,
+// "event":..,"content-state":{..},"dismissal-date":..,"stale-date":..,
+// "attributes-type":..,"attributes":{..},"alert":{"title":..,"body":..,
+// "sound":..}}, without a badge.
 type APNsTemplate struct {
 	maxBytes int
 	// enc is the payload without body and badge; the body goes at bodyAt
@@ -75,9 +80,21 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 		return nil, fmt.Errorf("content: APNs payload limit %d: must be positive", maxBytes)
 	}
 	t := &APNsTemplate{maxBytes: maxBytes}
-	if p.PushType == pushjob.PushTypeBackground {
-		// Silent: Apple wants content-available and nothing to show.
+	var laSound string
+	switch {
+	case p.PushType.Silent():
+		// Silent: Apple wants nothing to show, only content-available
+		// (background) or content-changed (widgets, controls).
 		p = Platform{PushType: p.PushType, Data: p.Data}
+		t.noBadge = true
+	case p.PushType == pushjob.PushTypeLiveActivity:
+		// A Live Activity's alert is title, body and sound, the sound
+		// inside the alert dictionary.
+		laSound = p.Sound
+		p = Platform{
+			PushType: p.PushType, Alert: p.Alert, Title: p.Title, Body: p.Body,
+			LiveActivity: p.LiveActivity, Timestamp: p.Timestamp, Data: p.Data,
+		}
 		t.noBadge = true
 	}
 	body := p.Body
@@ -97,7 +114,52 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 		b = append(b, name...)
 		b = append(b, `":`...)
 	}
-	if p.Title != "" || body != "" || p.LocKey != "" || p.TitleLocKey != "" {
+	var vb bytes.Buffer
+	enc := json.NewEncoder(&vb)
+	enc.SetEscapeHTML(false)
+	encode := func(what string, v any) error {
+		vb.Reset()
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("content: APNs %s: %w", what, err)
+		}
+		b = append(b, bytes.TrimSuffix(vb.Bytes(), []byte{'\n'})...)
+		return nil
+	}
+	if p.PushType == pushjob.PushTypeLiveActivity {
+		la := p.LiveActivity
+		if la == nil {
+			return nil, fmt.Errorf("content: liveactivity push without live_activity")
+		}
+		field("timestamp")
+		b = strconv.AppendInt(b, p.Timestamp, 10)
+		field("event")
+		b = appendString(b, la.Event)
+		if la.ContentState != nil {
+			field("content-state")
+			if err := encode("content-state", la.ContentState); err != nil {
+				return nil, err
+			}
+		}
+		if la.DismissalDate != 0 {
+			field("dismissal-date")
+			b = strconv.AppendInt(b, la.DismissalDate, 10)
+		}
+		if la.StaleDate != 0 {
+			field("stale-date")
+			b = strconv.AppendInt(b, la.StaleDate, 10)
+		}
+		if la.AttributesType != "" {
+			field("attributes-type")
+			b = appendString(b, la.AttributesType)
+		}
+		if la.Attributes != nil {
+			field("attributes")
+			if err := encode("attributes", la.Attributes); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if p.Title != "" || body != "" || p.LocKey != "" || p.TitleLocKey != "" || laSound != "" {
 		field("alert")
 		b = append(b, '{')
 		m := 0
@@ -139,11 +201,19 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 				b = appendStrings(b, p.LocArgs)
 			}
 		}
+		if laSound != "" {
+			key("sound")
+			b = appendString(b, laSound)
+		}
 		b = append(b, '}')
 	}
-	if p.PushType == pushjob.PushTypeBackground {
+	switch p.PushType {
+	case pushjob.PushTypeBackground:
 		field("content-available")
 		b = append(b, '1')
+	case pushjob.PushTypeWidgets, pushjob.PushTypeControls:
+		field("content-changed")
+		b = append(b, "true"...)
 	}
 	if p.Sound != "" {
 		field("sound")
@@ -172,18 +242,13 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 		}
 	}
 	sort.Strings(keys)
-	var vb bytes.Buffer
-	enc := json.NewEncoder(&vb)
-	enc.SetEscapeHTML(false)
 	for _, k := range keys {
-		vb.Reset()
-		if err := enc.Encode(p.Data[k]); err != nil {
-			return nil, fmt.Errorf("content: APNs data key %q: %w", k, err)
-		}
 		b = append(b, ',')
 		b = appendString(b, k)
 		b = append(b, ':')
-		b = append(b, bytes.TrimSuffix(vb.Bytes(), []byte{'\n'})...)
+		if err := encode(fmt.Sprintf("data key %q", k), p.Data[k]); err != nil {
+			return nil, err
+		}
 	}
 	b = append(b, '}')
 	t.enc = b

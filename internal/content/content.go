@@ -57,8 +57,11 @@ type Platform struct {
 	// ChannelID is the Android notification channel.
 	ChannelID string
 	// PushType is the APNs push type (iOS only); empty is alert. A
-	// background Platform carries no alert, sound, category, thread,
-	// badge or mutable-content: Resolve clears them.
+	// Platform of a silent type (background, location, pushtotalk,
+	// widgets, controls, fileprovider) carries no alert, sound, category,
+	// thread, badge or mutable-content: Resolve clears them. A
+	// liveactivity Platform carries only the ios block's own title, body
+	// and sound, beside LiveActivity.
 	PushType pushjob.PushType
 	// LocKey and LocArgs localize the alert body on the device,
 	// TitleLocKey and TitleLocArgs the title (iOS only).
@@ -66,6 +69,10 @@ type Platform struct {
 	LocArgs      []string
 	TitleLocKey  string
 	TitleLocArgs []string
+	// LiveActivity is the aps content of a liveactivity push, and
+	// Timestamp its aps timestamp: the job's Timestamp in unix seconds.
+	LiveActivity *pushjob.LiveActivity
+	Timestamp    int64
 	// Data holds custom keys. Its top level is this Platform's own map;
 	// nested values may be shared with the job and must not be modified.
 	Data map[string]any
@@ -121,13 +128,42 @@ func Resolve(d Defaults, j pushjob.Job) Resolved {
 			p.Body = p.Alert
 		}
 	}
-	if r.IOS.PushType == pushjob.PushTypeBackground {
+	switch pt := r.IOS.PushType; {
+	case pt.Silent():
 		// Silent: the defaults' and shared block's text is for the
 		// other pushes. Clearing the badge here also keeps the
 		// pipeline from incrementing a badge nobody is shown.
-		r.IOS = Platform{PushType: pushjob.PushTypeBackground, Data: r.IOS.Data}
+		r.IOS = Platform{PushType: pt, Data: r.IOS.Data}
+	case pt == pushjob.PushTypeLiveActivity:
+		// An alert on a Live Activity update lights the screen: only
+		// text the job's ios block gives for it is sent, never the
+		// app's default message text.
+		la := Platform{PushType: pt, Data: r.IOS.Data}
+		if c := j.Push.IOS; c != nil {
+			la.apply(layer{alert: c.Alert, title: c.Title, body: c.Body, sound: c.Sound})
+			if la.Title == "" && la.Body == "" {
+				la.Body = la.Alert
+			}
+			la.LiveActivity = cloneLiveActivity(c.LiveActivity)
+		}
+		if !j.Timestamp.IsZero() {
+			la.Timestamp = j.Timestamp.Unix()
+		}
+		r.IOS = la
 	}
 	return r
+}
+
+// cloneLiveActivity copies la's top level, so that the Platform does not
+// share its maps' keys with the job.
+func cloneLiveActivity(la *pushjob.LiveActivity) *pushjob.LiveActivity {
+	if la == nil {
+		return nil
+	}
+	c := *la
+	c.ContentState = maps.Clone(la.ContentState)
+	c.Attributes = maps.Clone(la.Attributes)
+	return &c
 }
 
 // layer is one level of content: the defaults, the job's push, or one of its

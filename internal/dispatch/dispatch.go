@@ -454,6 +454,10 @@ func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time) *p
 	if pt == "" {
 		pt = pushjob.PushTypeAlert
 	}
+	if pt == pushjob.PushTypeLiveActivity && r.IOS.Timestamp == 0 {
+		// Apple orders a Live Activity's updates by timestamp.
+		r.IOS.Timestamp = now.Unix()
+	}
 	t, err := content.NewAPNsTemplate(r.IOS, content.APNsLimit(pt))
 	return &payloads{
 		apns: t, apnsErr: err,
@@ -462,34 +466,66 @@ func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time) *p
 	}
 }
 
-// apnsPriority is the apns-priority of a push: 5 for a background push,
-// which Apple requires, and for a low-priority job (delivered when the
-// device's power allows); 10, at once, otherwise.
+// apnsPriority is the apns-priority of a push, by Apple's rule for its
+// type: always 5 for background and fileprovider pushes, always 10 for
+// pushtotalk; for the others 5 for a low-priority job (delivered when the
+// device's power allows) and 10, at once, otherwise.
 func apnsPriority(pt pushjob.PushType, jp pushjob.Priority) int {
-	if pt == pushjob.PushTypeBackground || jp == pushjob.PriorityLow {
+	switch pt {
+	case pushjob.PushTypeBackground, pushjob.PushTypeFileProvider:
+		return 5
+	case pushjob.PushTypePushToTalk:
+		return 10
+	}
+	if jp == pushjob.PriorityLow {
 		return 5
 	}
 	return 10
 }
 
-// voipSuffix ends the topic of VoIP pushes: Apple's <bundle id>.voip.
-const voipSuffix = ".voip"
+// apnsTopicSuffixes are the push types whose apns-topic is not the bundle
+// id itself but the bundle id with Apple's suffix for the type. Alert and
+// background pushes (and unknown types) use the topic as it is.
+var apnsTopicSuffixes = map[pushjob.PushType]string{
+	pushjob.PushTypeVoIP:         ".voip",
+	pushjob.PushTypeComplication: ".complication",
+	pushjob.PushTypeLocation:     ".location-query",
+	pushjob.PushTypePushToTalk:   ".voip-ptt",
+	pushjob.PushTypeWidgets:      ".push-type.widgets",
+	pushjob.PushTypeControls:     ".push-type.controls",
+	pushjob.PushTypeFileProvider: ".pushkit.fileprovider",
+	pushjob.PushTypeLiveActivity: ".push-type.liveactivity",
+}
 
 // apnsTopic is the apns-topic for d: its own apns_topic, or empty for the
-// app's. A VoIP push goes to the .voip form of that topic; it is empty
-// only when neither the installation nor the app names a topic.
+// app's. A push type with a topic suffix goes to the suffixed form of that
+// topic (the installation's own topic kept when it already ends in the
+// suffix, another type's suffix replaced); it is empty only when neither
+// the installation nor the app names a topic.
 func apnsTopic(pt pushjob.PushType, installTopic, appTopic string) string {
-	if pt != pushjob.PushTypeVoIP {
+	suffix, ok := apnsTopicSuffixes[pt]
+	if !ok {
 		return installTopic
 	}
 	t := installTopic
 	if t == "" {
 		t = appTopic
 	}
-	if t == "" || strings.HasSuffix(t, voipSuffix) {
+	if t == "" || strings.HasSuffix(t, suffix) {
 		return t
 	}
-	return t + voipSuffix
+	// An installation registered with another type's topic (its .voip
+	// topic, say) names the same app: its bundle id is the base.
+	for _, other := range apnsTopicSuffixes {
+		if other == suffix {
+			continue
+		}
+		if base, found := strings.CutSuffix(t, other); found && base != "" {
+			t = base
+			break
+		}
+	}
+	return t + suffix
 }
 
 // sendAll pushes to every pending device with at most Parallel in flight.
@@ -530,18 +566,21 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 			return res
 		}
 		topic := apnsTopic(pl.apnsPushType, d.APNsTopic, pl.appTopic)
-		if pl.apnsPushType == pushjob.PushTypeVoIP && topic == "" {
-			res.Outcome, res.Reason = outcome.Rejected, "voip push: no APNs topic (the installation has no apns_topic and the app none configured)"
+		suffix, suffixed := apnsTopicSuffixes[pl.apnsPushType]
+		if suffixed && topic == "" {
+			res.Outcome, res.Reason = outcome.Rejected, string(pl.apnsPushType)+" push: no APNs topic (the installation has no apns_topic and the app none configured)"
 			return res
 		}
 		p.sendAPNs(ctx, job, d, pl, topic, payload, &res)
-		if res.Outcome == outcome.InvalidToken && topic != d.APNsTopic {
-			// The .voip topic was pushd's guess, not the installation's
-			// registration: Apple refusing the token there says it is
-			// no VoIP token, not that it is dead, and marking it would
-			// cost the device its message pushes.
+		if suffixed && res.Outcome == outcome.InvalidToken && topic != d.APNsTopic {
+			// The suffixed topic was pushd's guess, not the
+			// installation's registration: Apple refusing the token
+			// there says it is no token for that push type (a VoIP,
+			// Live Activity or Push to Talk token), not that it is
+			// dead, and marking it would cost the device its message
+			// pushes.
 			res.Outcome = outcome.Rejected
-			res.Reason += " for " + topic + ": token kept, the installation registered no .voip topic"
+			res.Reason += " for " + topic + ": token kept, the installation registered no " + suffix + " topic"
 		}
 	case installations.FCM:
 		if p.cfg.FCM == nil {

@@ -39,6 +39,9 @@ func iosJob(id string, pt pushjob.PushType, prio pushjob.Priority, recipients ..
 	j.Priority = prio
 	if pt != "" {
 		j.Push = &pushjob.Content{IOS: &pushjob.PlatformContent{PushType: pt}}
+		if pt == pushjob.PushTypeLiveActivity {
+			j.Push.IOS.LiveActivity = &pushjob.LiveActivity{Event: pushjob.LiveActivityUpdate, ContentState: map[string]any{"n": 1}}
+		}
 	}
 	return j
 }
@@ -66,6 +69,20 @@ func TestProcessAPNsHeaders(t *testing.T) {
 		{"voip low", pushjob.PushTypeVoIP, pushjob.PriorityLow, "", "voip", 5, "com.example.chat.voip"},
 		{"voip installation topic", pushjob.PushTypeVoIP, pushjob.PriorityNormal, "com.example.chat.beta", "voip", 10, "com.example.chat.beta.voip"},
 		{"voip installation voip topic kept", pushjob.PushTypeVoIP, pushjob.PriorityNormal, "com.example.chat.voip", "voip", 10, "com.example.chat.voip"},
+		{"complication", pushjob.PushTypeComplication, pushjob.PriorityNormal, "", "complication", 10, "com.example.chat.complication"},
+		{"complication low", pushjob.PushTypeComplication, pushjob.PriorityLow, "", "complication", 5, "com.example.chat.complication"},
+		{"location", pushjob.PushTypeLocation, pushjob.PriorityHigh, "", "location", 10, "com.example.chat.location-query"},
+		{"location low", pushjob.PushTypeLocation, pushjob.PriorityLow, "", "location", 5, "com.example.chat.location-query"},
+		{"pushtotalk low is still 10", pushjob.PushTypePushToTalk, pushjob.PriorityLow, "", "pushtotalk", 10, "com.example.chat.voip-ptt"},
+		{"pushtotalk from the installation's voip topic", pushjob.PushTypePushToTalk, pushjob.PriorityNormal, "com.example.chat.voip", "pushtotalk", 10, "com.example.chat.voip-ptt"},
+		{"widgets", pushjob.PushTypeWidgets, pushjob.PriorityNormal, "", "widgets", 10, "com.example.chat.push-type.widgets"},
+		{"widgets low", pushjob.PushTypeWidgets, pushjob.PriorityLow, "", "widgets", 5, "com.example.chat.push-type.widgets"},
+		{"controls", pushjob.PushTypeControls, pushjob.PriorityHigh, "", "controls", 10, "com.example.chat.push-type.controls"},
+		{"fileprovider high is still 5", pushjob.PushTypeFileProvider, pushjob.PriorityHigh, "", "fileprovider", 5, "com.example.chat.pushkit.fileprovider"},
+		{"liveactivity", pushjob.PushTypeLiveActivity, pushjob.PriorityHigh, "", "liveactivity", 10, "com.example.chat.push-type.liveactivity"},
+		{"liveactivity low", pushjob.PushTypeLiveActivity, pushjob.PriorityLow, "", "liveactivity", 5, "com.example.chat.push-type.liveactivity"},
+		{"liveactivity installation topic kept", pushjob.PushTypeLiveActivity, pushjob.PriorityNormal, "com.example.chat.beta.push-type.liveactivity", "liveactivity", 10, "com.example.chat.beta.push-type.liveactivity"},
+		{"liveactivity installation topic", pushjob.PushTypeLiveActivity, pushjob.PriorityNormal, "com.example.chat.beta", "liveactivity", 10, "com.example.chat.beta.push-type.liveactivity"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

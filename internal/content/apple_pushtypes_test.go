@@ -1,0 +1,144 @@
+package content
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/pushjob"
+)
+
+// Each of Apple's other push types gets its own payload shape; the exact
+// aps object is what Apple documents for the type.
+func TestAPNsPayloadOtherPushTypes(t *testing.T) {
+	alerty := Platform{Title: "t", Body: "b", Sound: "default", Category: "MSG", ThreadID: "conv-1", MutableContent: true, LocKey: "K"}
+	with := func(pt pushjob.PushType, data map[string]any) Platform {
+		p := alerty
+		p.PushType, p.Data = pt, data
+		return p
+	}
+	la := func(l pushjob.LiveActivity) *pushjob.LiveActivity { return &l }
+	tests := []struct {
+		name  string
+		p     Platform
+		badge *int
+		want  string
+	}{
+		{"complication is alert-shaped", Platform{PushType: pushjob.PushTypeComplication, Body: "3 unread", Sound: "default", ThreadID: "conv-1"},
+			intp(3), `{"aps":{"alert":{"body":"3 unread"},"sound":"default","thread-id":"conv-1","badge":3}}`},
+		{"location is an empty aps and data", with(pushjob.PushTypeLocation, map[string]any{"query": "q1"}),
+			intp(4), `{"aps":{},"query":"q1"}`},
+		{"pushtotalk is an empty aps and data", with(pushjob.PushTypePushToTalk, map[string]any{"speaker": "alice", "channel": "c1"}),
+			intp(4), `{"aps":{},"channel":"c1","speaker":"alice"}`},
+		{"widgets is content-changed", with(pushjob.PushTypeWidgets, nil), intp(4), `{"aps":{"content-changed":true}}`},
+		{"controls is content-changed", with(pushjob.PushTypeControls, map[string]any{"k": 1}), nil, `{"aps":{"content-changed":true},"k":1}`},
+		{"fileprovider is custom data only", with(pushjob.PushTypeFileProvider, map[string]any{"container-identifier": "NSFileProviderRootContainerItemIdentifier"}),
+			intp(4), `{"aps":{},"container-identifier":"NSFileProviderRootContainerItemIdentifier"}`},
+		{"liveactivity update with alert and sound",
+			Platform{PushType: pushjob.PushTypeLiveActivity, Title: "Delivery", Body: "2 min away", Sound: "chime.aiff", Timestamp: 1700000000,
+				Category: "dropped", ThreadID: "dropped",
+				LiveActivity: la(pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"eta": 2, "driver": "Zoe"}, StaleDate: 1700000300})},
+			intp(9), `{"aps":{"timestamp":1700000000,"event":"update","content-state":{"driver":"Zoe","eta":2},"stale-date":1700000300,` +
+				`"alert":{"title":"Delivery","body":"2 min away","sound":"chime.aiff"}}}`},
+		{"liveactivity end",
+			Platform{PushType: pushjob.PushTypeLiveActivity, Timestamp: 1700000000, Data: map[string]any{"x": "y"},
+				LiveActivity: la(pushjob.LiveActivity{Event: "end", ContentState: map[string]any{"eta": 0}, DismissalDate: 1700003600})},
+			nil, `{"aps":{"timestamp":1700000000,"event":"end","content-state":{"eta":0},"dismissal-date":1700003600},"x":"y"}`},
+		{"liveactivity start",
+			Platform{PushType: pushjob.PushTypeLiveActivity, Body: "Call started", Timestamp: 1700000000,
+				LiveActivity: la(pushjob.LiveActivity{Event: "start", ContentState: map[string]any{}, AttributesType: "CallAttributes", Attributes: map[string]any{"room": "<r1>"}})},
+			nil, `{"aps":{"timestamp":1700000000,"event":"start","content-state":{},"attributes-type":"CallAttributes","attributes":{"room":"<r1>"},` +
+				`"alert":{"body":"Call started"}}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := APNsPayload(tc.p, tc.badge, APNsLimit(tc.p.PushType))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+			if !json.Valid(got) {
+				t.Errorf("invalid JSON: %s", got)
+			}
+		})
+	}
+}
+
+// A liveactivity push's body is trimmed to fit like an alert's.
+func TestAPNsLiveActivityTrimsBody(t *testing.T) {
+	body := make([]rune, 3000)
+	for i := range body {
+		body[i] = 'é'
+	}
+	p := Platform{PushType: pushjob.PushTypeLiveActivity, Body: string(body), Timestamp: 1,
+		LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"a": 1}}}
+	got, err := APNsPayload(p, nil, APNsLimit(p.PushType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > APNsMaxPayload || !json.Valid(got) {
+		t.Errorf("payload of %d bytes, valid %v", len(got), json.Valid(got))
+	}
+}
+
+func TestAPNsLiveActivityNeedsLiveActivity(t *testing.T) {
+	if _, err := NewAPNsTemplate(Platform{PushType: pushjob.PushTypeLiveActivity}, APNsMaxPayload); err == nil {
+		t.Error("liveactivity template without live_activity built")
+	}
+}
+
+func TestResolveOtherPushTypes(t *testing.T) {
+	d := Defaults{Title: "${fromClientId}", Body: "New message", Sound: "default", Category: "MESSAGE", Badge: &pushjob.Badge{Increment: true}, Data: map[string]any{"d": 1}}
+	for _, pt := range []pushjob.PushType{pushjob.PushTypeLocation, pushjob.PushTypePushToTalk, pushjob.PushTypeWidgets, pushjob.PushTypeControls, pushjob.PushTypeFileProvider} {
+		j := testJob()
+		j.Push = &pushjob.Content{Alert: "shared", IOS: &pushjob.PlatformContent{PushType: pt, Data: map[string]any{"k": "v"}}}
+		r := Resolve(d, j)
+		want := Platform{PushType: pt, Data: map[string]any{"d": 1, "k": "v"}}
+		if !reflect.DeepEqual(r.IOS, want) {
+			t.Errorf("%s ios = %+v, want %+v", pt, r.IOS, want)
+		}
+		if r.Android.Body != "shared" || r.Android.Badge == nil {
+			t.Errorf("%s job's android = %+v", pt, r.Android)
+		}
+	}
+
+	// Complication keeps the alert shape, defaults included.
+	j := testJob()
+	j.Push = &pushjob.Content{IOS: &pushjob.PlatformContent{PushType: pushjob.PushTypeComplication}}
+	if r := Resolve(d, j); r.IOS.Body != "New message" || r.IOS.Badge == nil || r.IOS.Sound != "default" {
+		t.Errorf("complication ios = %+v", r.IOS)
+	}
+
+	// Live Activity: only the ios block's own title, body and sound; the
+	// job's timestamp in seconds; live_activity copied.
+	j = testJob()
+	j.Timestamp = time.Unix(1700000000, 123e6)
+	state := map[string]any{"eta": 2}
+	j.Push = &pushjob.Content{Alert: "shared", IOS: &pushjob.PlatformContent{
+		PushType: pushjob.PushTypeLiveActivity, Alert: "2 min away", Sound: "chime.aiff", Category: "X",
+		LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: state},
+	}}
+	r := Resolve(d, j)
+	want := Platform{
+		PushType: pushjob.PushTypeLiveActivity, Alert: "2 min away", Body: "2 min away", Sound: "chime.aiff", Timestamp: 1700000000,
+		LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"eta": 2}}, Data: map[string]any{"d": 1},
+	}
+	if !reflect.DeepEqual(r.IOS, want) {
+		t.Errorf("liveactivity ios = %+v, want %+v", r.IOS, want)
+	}
+	r.IOS.LiveActivity.ContentState["eta"] = 9
+	if state["eta"] != 2 {
+		t.Error("Resolve aliases the job's content_state")
+	}
+	r.IOS.LiveActivity.ContentState["eta"] = 2
+	got, err := APNsPayload(r.IOS, nil, APNsMaxPayload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"aps":{"timestamp":1700000000,"event":"update","content-state":{"eta":2},"alert":{"body":"2 min away","sound":"chime.aiff"}},"d":1}`; string(got) != want {
+		t.Errorf("payload %s\nwant    %s", got, want)
+	}
+}
