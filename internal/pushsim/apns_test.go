@@ -505,7 +505,7 @@ func TestAPNsCertificateShape(t *testing.T) {
 func TestAPNsFaults(t *testing.T) {
 	sim := pushsimtest.Start(t, pushsim.Config{})
 	m := sim.Minter()
-	c, k := pushsimtest.APNsTokenClient(t, sim, pushsim.Production)
+	c, _ := pushsimtest.APNsTokenClient(t, sim, pushsim.Production)
 	tok := m.APNs(pushsim.FateValid, pushsim.Production, topic, 1)
 	add := func(f pushsim.Fault) pushsim.Fault {
 		t.Helper()
@@ -550,7 +550,9 @@ func TestAPNsFaults(t *testing.T) {
 		}
 		// Retry-After reaches the client.
 		add(pushsim.Fault{Kind: pushsim.FaultTooManyRequests, RetryAfter: 7, Limit: 1})
-		status, _, h := rawAPNs(t, sim, bearerFor(k, time.Now().Unix()), "/3/device/"+tok, map[string]string{"apns-topic": topic}, `{}`)
+		// The client's own provider token: a new one for the same key
+		// within 20 minutes would meet TooManyProviderTokenUpdates instead.
+		status, _, h := rawAPNs(t, sim, c.Token.GenerateIfExpired(), "/3/device/"+tok, map[string]string{"apns-topic": topic}, `{}`)
 		if status != 429 || h.Get("Retry-After") != "7" {
 			t.Errorf("429 fault: status %d Retry-After %q, want 429 and 7", status, h.Get("Retry-After"))
 		}
