@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pushd/pushd/internal/testenv"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -32,10 +33,7 @@ func testRedis(t *testing.T) asynq.RedisClientOpt {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	if err := rc.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Redis at %s: %v; CI=true, so the integration tests must run, not skip", addr, err)
-		}
-		t.Skipf("no Redis at %s (%v): integration test skipped; start redis-server or set PUSHD_REDIS_ADDR", addr, err)
+		testenv.Need(t, "Redis at "+addr, err, "start redis-server or set PUSHD_REDIS_ADDR")
 	}
 	if err := rc.FlushDB(ctx).Err(); err != nil {
 		t.Fatalf("flush Redis db %d at %s: %v", redisDB, addr, err)

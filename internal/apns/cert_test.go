@@ -12,6 +12,7 @@ import (
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+	"github.com/pushd/pushd/internal/testenv"
 )
 
 // certPassword is what every test certificate is protected with; no error
@@ -330,9 +331,11 @@ func TestCertificateConfigErrors(t *testing.T) {
 // PBES2 cipher and PBKDF2 hash pushd reads, beyond pushsim's AES-256 and
 // SHA-256.
 func TestEncryptedKeyVariants(t *testing.T) {
+	// OpenSSL is the independent encoder: keys pushd's own tests encrypt
+	// would only prove the code agrees with itself.
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("no openssl")
+		testenv.Need(t, "the openssl command", err, "apt-get install openssl; scripts/ensure-tools.sh does")
 	}
 	sim := pushsimtest.Start(t, pushsim.Config{})
 	cert := issue(t, sim, pushsim.ClientCertRequest{Kind: pushsim.CertUniversal})
@@ -344,9 +347,12 @@ func TestEncryptedKeyVariants(t *testing.T) {
 	in := writeFile(t, dir, "key.pem", plain)
 	for _, v := range [][2]string{{"aes128", "hmacWithSHA1"}, {"aes192", "hmacWithSHA512"}, {"aes256", "hmacWithSHA384"}} {
 		t.Run(v[0]+"/"+v[1], func(t *testing.T) {
-			out, err := exec.Command(openssl, "pkcs8", "-topk8", "-v2", v[0], "-v2prf", v[1], "-in", in, "-passout", "pass:"+certPassword).Output()
+			cmd := exec.Command(openssl, "pkcs8", "-topk8", "-v2", v[0], "-v2prf", v[1], "-in", in, "-passout", "pass:"+certPassword)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
 			if err != nil {
-				t.Skipf("openssl pkcs8: %v", err)
+				t.Fatalf("openssl pkcs8 -v2 %s -v2prf %s: %v: %s", v[0], v[1], err, stderr.String())
 			}
 			a := certApp(t, sim)
 			a.Certificate = apns.Certificate{File: writeFile(t, dir, v[0]+".pem", append(cert.CertPEM(), out...)), Password: certPassword}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/storage"
+	"github.com/pushd/pushd/internal/testenv"
 )
 
 // DefaultPostgresDSN is the server the PostgreSQL tests use unless
@@ -92,10 +93,7 @@ func PostgresSchemaDSN(t testing.TB) string {
 	defer cancel()
 	admin, err := storage.Open(ctx, storage.Config{Driver: "postgres", DSN: dsn, MaxOpenConns: 2})
 	if err != nil {
-		if ci := os.Getenv("CI"); strings.EqualFold(ci, "true") || ci == "1" {
-			t.Fatalf("PostgreSQL at %s is required in CI: %v", redact(dsn), err)
-		}
-		t.Skipf("PostgreSQL at %s unreachable (set PUSHD_TEST_POSTGRES_DSN): %v", redact(dsn), err)
+		testenv.Need(t, "PostgreSQL at "+redact(dsn), err, "start PostgreSQL or set PUSHD_TEST_POSTGRES_DSN")
 	}
 	t.Cleanup(func() { admin.Close() })
 
