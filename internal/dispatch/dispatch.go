@@ -34,7 +34,7 @@ type Mutes interface {
 // Registry is the device registry as the pipeline uses it.
 type Registry interface {
 	ValidForClients(ctx context.Context, app string, clients []string) ([]installations.Installation, error)
-	MarkInvalid(ctx context.Context, app, provider, token, reason string, at time.Time) (int64, error)
+	MarkInvalid(ctx context.Context, app, provider, reason string, tokens []string, at time.Time) (int64, error)
 	// SetAPNsEnv corrects an installation's APNs environment after the
 	// other environment's gateway accepted its token.
 	SetAPNsEnv(ctx context.Context, app, id, env string) error
@@ -292,8 +292,10 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 	// the retry would push the devices that accepted the message again.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	var records []installations.Delivery
-	var errs []error
+	// Dead tokens are marked one statement per provider and reason, not
+	// one per device: a large job can carry many.
+	type deadKey struct{ provider, reason string }
+	dead := make(map[deadKey][]int)
 	for i, d := range pending {
 		res := results[i]
 		byClient[d.ClientID].Devices = append(byClient[d.ClientID].Devices, res.DeviceResult)
@@ -310,14 +312,32 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 			}
 		}
 		if res.Outcome == outcome.InvalidToken {
-			if _, err := p.cfg.Registry.MarkInvalid(bg, job.AppID, string(d.Provider), d.Token, res.Reason, now); err != nil {
-				// Left unrecorded, so the retry tries the token, and
-				// marking it, again; the other devices' records still
-				// go in.
-				errs = append(errs, fmt.Errorf("dispatch: mark invalid: %w", err))
-				continue
+			k := deadKey{string(d.Provider), res.Reason}
+			dead[k] = append(dead[k], i)
+		}
+	}
+	var errs []error
+	unmarked := make(map[int]bool)
+	for k, idx := range dead {
+		tokens := make([]string, len(idx))
+		for j, i := range idx {
+			tokens[j] = pending[i].Token
+		}
+		if _, err := p.cfg.Registry.MarkInvalid(bg, job.AppID, k.provider, k.reason, tokens, now); err != nil {
+			// Left unrecorded, so the retry tries these tokens, and
+			// marking them, again; the other devices' records still go in.
+			errs = append(errs, fmt.Errorf("dispatch: mark %d tokens invalid: %w", len(tokens), err))
+			for _, i := range idx {
+				unmarked[i] = true
 			}
 		}
+	}
+	records := make([]installations.Delivery, 0, len(pending))
+	for i, d := range pending {
+		if unmarked[i] {
+			continue
+		}
+		res := results[i]
 		// Retrying devices are recorded too: the trace shows them, and
 		// the record says their badge already counts this message.
 		records = append(records, installations.Delivery{

@@ -532,7 +532,7 @@ func TestProcessPassesExpiryToProviders(t *testing.T) {
 func TestProcessNoDeviceAndInvalidDevice(t *testing.T) {
 	w := newWorld(t)
 	tok := w.iphone("iphone-hank", "hank", installations.Production, 4)
-	if _, err := w.reg.MarkInvalid(context.Background(), "default", "apns", tok, "Unregistered", t0); err != nil {
+	if _, err := w.reg.MarkInvalid(context.Background(), "default", "apns", "Unregistered", []string{tok}, t0); err != nil {
 		t.Fatal(err)
 	}
 	sameMap(t, "report", outcomes(w.process(newJob("msg-1", "hank", "gina"), true)), map[string]string{
@@ -978,7 +978,7 @@ func TestProcessRecordsDeliveriesAfterContextEnds(t *testing.T) {
 // failingMarks is a registry whose MarkInvalid fails.
 type failingMarks struct{ *installations.Store }
 
-func (failingMarks) MarkInvalid(context.Context, string, string, string, string, time.Time) (int64, error) {
+func (failingMarks) MarkInvalid(context.Context, string, string, string, []string, time.Time) (int64, error) {
 	return 0, errors.New("database is gone")
 }
 

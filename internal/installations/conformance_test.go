@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -174,7 +175,7 @@ func testUpsertUpdates(t *testing.T, db *storage.DB) {
 	}
 
 	// A dead token re-registered is live again, as the device says.
-	if _, err := s.MarkInvalid(ctx, "default", "apns", apnsToken(1), "Unregistered", time.Now()); err != nil {
+	if _, err := s.MarkInvalid(ctx, "default", "apns", "Unregistered", []string{apnsToken(1)}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	got = mustUpsert(t, s, again)
@@ -183,7 +184,7 @@ func testUpsertUpdates(t *testing.T, db *storage.DB) {
 	}
 
 	// A new token starts over: valid, badge 0, the environment it claims.
-	if _, err := s.MarkInvalid(ctx, "default", "apns", apnsToken(1), "Unregistered", time.Now()); err != nil {
+	if _, err := s.MarkInvalid(ctx, "default", "apns", "Unregistered", []string{apnsToken(1)}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	renewed := apns("iphone", "alice", 2)
@@ -414,7 +415,7 @@ func testMarkInvalid(t *testing.T, db *storage.DB) {
 	mustUpsert(t, s, fcm("pixel", "alice", 1))
 
 	at := time.Date(2025, 6, 1, 12, 0, 0, 123_456_789, time.UTC)
-	n, err := s.MarkInvalid(ctx, "default", "apns", strings.ToUpper(apnsToken(1)), "Unregistered", at)
+	n, err := s.MarkInvalid(ctx, "default", "apns", "Unregistered", []string{strings.ToUpper(apnsToken(1))}, at)
 	if err != nil || n != 1 {
 		t.Fatalf("MarkInvalid = %d, %v; want 1", n, err)
 	}
@@ -434,13 +435,25 @@ func testMarkInvalid(t *testing.T, db *storage.DB) {
 		t.Errorf("ListByClient = %v, want both devices", ids(list))
 	}
 	// Counted once, whoever else saw it fail; the first reason stands.
-	if n, err := s.MarkInvalid(ctx, "default", "apns", apnsToken(1), "BadDeviceToken", at.Add(time.Second)); err != nil || n != 0 {
+	if n, err := s.MarkInvalid(ctx, "default", "apns", "BadDeviceToken", []string{apnsToken(1)}, at.Add(time.Second)); err != nil || n != 0 {
 		t.Errorf("second MarkInvalid = %d, %v; want 0", n, err)
 	}
-	if n, err := s.MarkInvalid(ctx, "default", "fcm", "unknown", "UNREGISTERED", at); err != nil || n != 0 {
+	if n, err := s.MarkInvalid(ctx, "default", "fcm", "UNREGISTERED", []string{"unknown"}, at); err != nil || n != 0 {
 		t.Errorf("MarkInvalid(unknown) = %d, %v; want 0", n, err)
 	}
-	if n, err := s.MarkInvalid(ctx, "default", "fcm", fcm("", "", 1).Token, strings.Repeat("é", 2000)+"\x00", at); err != nil || n != 1 {
+	if n, err := s.MarkInvalid(ctx, "default", "fcm", "UNREGISTERED", nil, at); err != nil || n != 0 {
+		t.Errorf("MarkInvalid(no tokens) = %d, %v; want 0", n, err)
+	}
+	// A job's dead tokens of one reason go in one statement.
+	mustUpsert(t, s, apns("iphone-b", "bob", 2))
+	mustUpsert(t, s, apns("iphone-c", "carol", 3))
+	if n, err := s.MarkInvalid(ctx, "default", "apns", "BadDeviceToken", []string{apnsToken(2), apnsToken(3), apnsToken(9)}, at); err != nil || n != 2 {
+		t.Errorf("MarkInvalid(three tokens, one unknown) = %d, %v; want 2", n, err)
+	}
+	if got, _ := s.ValidForClients(ctx, "default", []string{"bob", "carol"}); len(got) != 0 {
+		t.Errorf("after marking both: %v still valid", ids(got))
+	}
+	if n, err := s.MarkInvalid(ctx, "default", "fcm", strings.Repeat("é", 2000)+"\x00", []string{fcm("", "", 1).Token}, at); err != nil || n != 1 {
 		t.Errorf("MarkInvalid(long reason) = %d, %v; want 1", n, err)
 	}
 }
@@ -536,6 +549,19 @@ func testResetBadge(t *testing.T, db *storage.DB) {
 	}
 }
 
+// delivered is the set of devices that accepted the message, as the
+// pipeline reads it from Outcomes.
+func delivered(ctx context.Context, d *installations.Deliveries, app, messageID string, ids []string) (map[string]bool, error) {
+	outcomes, err := d.Outcomes(ctx, app, messageID, ids)
+	out := make(map[string]bool)
+	for id, o := range outcomes {
+		if o == "delivered" || o == "env_corrected" {
+			out[id] = true
+		}
+	}
+	return out, err
+}
+
 func testDeliveries(t *testing.T, db *storage.DB) {
 	ctx := context.Background()
 	d := installations.NewDeliveries(db)
@@ -550,14 +576,18 @@ func testDeliveries(t *testing.T, db *storage.DB) {
 	if err := d.Record(ctx, "default", "m1", rows); err != nil {
 		t.Fatal(err)
 	}
-	got, err := d.Delivered(ctx, "default", "m1", []string{"a", "b", "c", "zz"})
+	got, err := delivered(ctx, d, "default", "m1", []string{"a", "b", "c", "zz"})
 	if err != nil || len(got) != 1 || !got["a"] {
 		t.Errorf("Delivered = %v, %v; want only a", got, err)
 	}
-	if got, _ := d.Delivered(ctx, "default", "m2", []string{"a"}); len(got) != 0 {
+	if got, err := d.Outcomes(ctx, "default", "m1", []string{"a", "b", "c", "zz"}); err != nil ||
+		!maps.Equal(got, map[string]string{"a": "delivered", "b": "invalid_token", "c": "failed"}) {
+		t.Errorf("Outcomes = %v, %v; want a, b and c with their outcomes", got, err)
+	}
+	if got, _ := delivered(ctx, d, "default", "m2", []string{"a"}); len(got) != 0 {
 		t.Errorf("Delivered(other message) = %v", got)
 	}
-	if got, _ := d.Delivered(ctx, "other", "m1", []string{"a"}); len(got) != 0 {
+	if got, _ := delivered(ctx, d, "other", "m1", []string{"a"}); len(got) != 0 {
 		t.Errorf("Delivered(other app) = %v", got)
 	}
 	trace, err := d.Trace(ctx, "default", "m1")
@@ -582,7 +612,7 @@ func testDeliveries(t *testing.T, db *storage.DB) {
 	if err := d.Record(ctx, "default", "big", many); err != nil {
 		t.Fatal(err)
 	}
-	got, err = d.Delivered(ctx, "default", "big", idList)
+	got, err = delivered(ctx, d, "default", "big", idList)
 	if err != nil || len(got) != 3334 || !got["dev-00000"] || got["dev-00001"] {
 		t.Errorf("Delivered(10 000) = %d entries, %v", len(got), err)
 	}
@@ -632,7 +662,7 @@ func testRecordConcurrent(t *testing.T, db *storage.DB) {
 	for i := range all {
 		all[i] = fmt.Sprintf("d%03d", i)
 	}
-	got, err := d.Delivered(ctx, "default", "m", all)
+	got, err := delivered(ctx, d, "default", "m", all)
 	if err != nil || len(got) != devices {
 		t.Errorf("Delivered = %d of %d, %v", len(got), devices, err)
 	}
@@ -676,7 +706,7 @@ func testDeliveredNeverOverwritten(t *testing.T, db *storage.DB) {
 	if !slices.Equal(trace, want) {
 		t.Errorf("Trace =\n%+v\nwant\n%+v", trace, want)
 	}
-	got, err := d.Delivered(ctx, "default", "m", []string{"a", "b", "c", "d"})
+	got, err := delivered(ctx, d, "default", "m", []string{"a", "b", "c", "d"})
 	if err != nil || len(got) != 4 {
 		t.Errorf("Delivered = %v, %v; want all four", got, err)
 	}

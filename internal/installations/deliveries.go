@@ -40,7 +40,7 @@ func accepted(o string) bool {
 // keeps a device from receiving one message twice.
 type Deliveries struct {
 	db *storage.DB
-	q  struct{ record, delivered, outcomes, trace, prune string }
+	q  struct{ record, outcomes, trace, prune string }
 }
 
 // NewDeliveries returns the delivery record over db, which must be
@@ -57,8 +57,6 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 			ON CONFLICT (app_id, message_id, installation_id, client_id) DO UPDATE SET
 				outcome = excluded.outcome, reason = excluded.reason, provider_id = excluded.provider_id, at = excluded.at
 			WHERE deliveries.outcome NOT IN ($4, $5)`
-		d.q.delivered = `SELECT installation_id FROM deliveries
-			WHERE app_id = $1 AND message_id = $2 AND installation_id = ANY($3) AND outcome IN ($4, $5)`
 		d.q.outcomes = `SELECT installation_id, outcome FROM deliveries
 			WHERE app_id = $1 AND message_id = $2 AND installation_id = ANY($3)`
 	} else {
@@ -70,8 +68,6 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 			ON CONFLICT (app_id, message_id, installation_id, client_id) DO UPDATE SET
 				outcome = excluded.outcome, reason = excluded.reason, provider_id = excluded.provider_id, at = excluded.at
 			WHERE deliveries.outcome NOT IN (?4, ?5)`
-		d.q.delivered = `SELECT installation_id FROM deliveries
-			WHERE app_id = ?1 AND message_id = ?2 AND installation_id IN (SELECT value FROM json_each(?3)) AND outcome IN (?4, ?5)`
 		d.q.outcomes = `SELECT installation_id, outcome FROM deliveries
 			WHERE app_id = ?1 AND message_id = ?2 AND installation_id IN (SELECT value FROM json_each(?3))`
 	}
@@ -153,31 +149,6 @@ func (d *Deliveries) jsonTime(t time.Time) any {
 		return t.Format(time.RFC3339Nano)
 	}
 	return v
-}
-
-// Delivered reports, in one query, which of the installations already
-// accepted the message; only those are in the map.
-func (d *Deliveries) Delivered(ctx context.Context, app, messageID string, installationIDs []string) (map[string]bool, error) {
-	out := make(map[string]bool)
-	if len(installationIDs) == 0 {
-		return out, nil
-	}
-	rows, err := d.db.QueryContext(ctx, d.q.delivered, app, messageID, listParam(d.db, installationIDs), string(outcome.Delivered), string(outcome.EnvCorrected))
-	if err != nil {
-		return nil, fmt.Errorf("installations: delivered %s: %w", messageID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("installations: delivered %s: %w", messageID, err)
-		}
-		out[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("installations: delivered %s: %w", messageID, err)
-	}
-	return out, nil
 }
 
 // Outcomes reports, in one query, the last recorded outcome of each of the

@@ -78,7 +78,7 @@ func NewStore(db *storage.DB) *Store {
 			WHERE app_id = ? AND valid = TRUE AND client_id ` + inList + `
 			ORDER BY client_id, installation_id`),
 		markInvalid: r(`UPDATE installations SET valid = FALSE, invalid_reason = ?, invalid_at = ?, updated_at = ?
-			WHERE app_id = ? AND provider = ? AND token = ? AND valid = TRUE`),
+			WHERE app_id = ? AND provider = ? AND valid = TRUE AND token ` + inList),
 		setAPNsEnv: r(`UPDATE installations SET apns_env = ?, updated_at = ?
 			WHERE app_id = ? AND installation_id = ? AND provider = 'apns'`),
 		incrementBadges: r(`UPDATE installations SET badge = badge + 1
@@ -182,22 +182,30 @@ func (s *Store) ValidForClients(ctx context.Context, app string, clients []strin
 	return list, nil
 }
 
-// MarkInvalid records that the provider rejected token, why and when, so
-// that nothing is sent to it again until the device registers anew. It
-// reports how many installations it invalidated: 0 when the token is
-// unknown or already invalid, so that a token is counted once however many
-// workers saw it fail.
-func (s *Store) MarkInvalid(ctx context.Context, app, provider, token, reason string, at time.Time) (int64, error) {
-	if Provider(provider) == APNs {
-		token = strings.ToLower(token)
+// MarkInvalid records that the provider rejected tokens of one provider for
+// one reason, and when, so that nothing is sent to them again until the
+// device registers anew; one statement for the whole list, however long. It
+// reports how many installations it invalidated: a token unknown or already
+// invalid counts 0, so that a token is counted once however many workers
+// saw it fail.
+func (s *Store) MarkInvalid(ctx context.Context, app, provider, reason string, tokens []string, at time.Time) (int64, error) {
+	if len(tokens) == 0 {
+		return 0, nil
 	}
-	res, err := s.db.ExecContext(ctx, s.q.markInvalid, clean(reason, MaxReasonLen), s.db.Time(at), s.db.Time(s.now()), app, provider, token)
+	if Provider(provider) == APNs {
+		lower := make([]string, len(tokens))
+		for i, t := range tokens {
+			lower[i] = strings.ToLower(t)
+		}
+		tokens = lower
+	}
+	res, err := s.db.ExecContext(ctx, s.q.markInvalid, clean(reason, MaxReasonLen), s.db.Time(at), s.db.Time(s.now()), app, provider, listParam(s.db, tokens))
 	if err != nil {
-		return 0, fmt.Errorf("installations: mark invalid %s token: %w", provider, err)
+		return 0, fmt.Errorf("installations: mark %d %s tokens invalid: %w", len(tokens), provider, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("installations: mark invalid %s token: %w", provider, err)
+		return 0, fmt.Errorf("installations: mark %d %s tokens invalid: %w", len(tokens), provider, err)
 	}
 	return n, nil
 }
