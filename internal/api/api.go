@@ -215,15 +215,24 @@ const readyTimeout = 3 * time.Second
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
 // errors, and a body over the limit is 413.
-func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// readBody reads the request body up to the limit; over it is 413.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", h.cfg.MaxBody), nil)
-		return false
+		return nil, false
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error(), nil)
+		return nil, false
+	}
+	return body, true
+}
+
+func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -341,26 +350,41 @@ func (h *Handler) putInstallation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteInstallation(w http.ResponseWriter, r *http.Request) {
+	h.noContent(w, r, func(ctx context.Context, app string) error {
+		return h.cfg.Installations.Delete(ctx, app, r.PathValue("id"))
+	})
+}
+
+// noContent runs an action on the query's app and answers 204, or the
+// action's error.
+func (h *Handler) noContent(w http.ResponseWriter, r *http.Request, action func(ctx context.Context, app string) error) {
 	app, ok := h.app(w, r.URL.Query().Get("app_id"))
 	if !ok {
 		return
 	}
-	if err := h.cfg.Installations.Delete(r.Context(), app, r.PathValue("id")); err != nil {
+	if err := action(r.Context(), app); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *Handler) listInstallations(w http.ResponseWriter, r *http.Request) {
+// clientQuery reads the app and the required client_id of a listing.
+func (h *Handler) clientQuery(w http.ResponseWriter, r *http.Request) (app, client string, ok bool) {
 	q := r.URL.Query()
-	app, ok := h.app(w, q.Get("app_id"))
-	if !ok {
-		return
+	if app, ok = h.app(w, q.Get("app_id")); !ok {
+		return "", "", false
 	}
-	client := q.Get("client_id")
-	if client == "" {
+	if client = q.Get("client_id"); client == "" {
 		writeError(w, http.StatusBadRequest, "invalid request", []FieldError{{Field: "client_id", Rule: "required"}})
+		return "", "", false
+	}
+	return app, client, true
+}
+
+func (h *Handler) listInstallations(w http.ResponseWriter, r *http.Request) {
+	app, client, ok := h.clientQuery(w, r)
+	if !ok {
 		return
 	}
 	list, err := h.cfg.Installations.ListByClient(r.Context(), app, client)
@@ -375,15 +399,9 @@ func (h *Handler) listInstallations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) resetBadge(w http.ResponseWriter, r *http.Request) {
-	app, ok := h.app(w, r.URL.Query().Get("app_id"))
-	if !ok {
-		return
-	}
-	if err := h.cfg.Installations.ResetBadge(r.Context(), app, r.PathValue("client_id")); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.noContent(w, r, func(ctx context.Context, app string) error {
+		return h.cfg.Installations.ResetBadge(ctx, app, r.PathValue("client_id"))
+	})
 }
 
 type muteBody struct {
@@ -410,26 +428,14 @@ func (h *Handler) putMute(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteMute(w http.ResponseWriter, r *http.Request) {
-	app, ok := h.app(w, r.URL.Query().Get("app_id"))
-	if !ok {
-		return
-	}
-	if err := h.cfg.Mutes.Delete(r.Context(), app, r.PathValue("client_id"), r.PathValue("conversation_id")); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.noContent(w, r, func(ctx context.Context, app string) error {
+		return h.cfg.Mutes.Delete(ctx, app, r.PathValue("client_id"), r.PathValue("conversation_id"))
+	})
 }
 
 func (h *Handler) listMutes(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	app, ok := h.app(w, q.Get("app_id"))
+	app, client, ok := h.clientQuery(w, r)
 	if !ok {
-		return
-	}
-	client := q.Get("client_id")
-	if client == "" {
-		writeError(w, http.StatusBadRequest, "invalid request", []FieldError{{Field: "client_id", Rule: "required"}})
 		return
 	}
 	list, err := h.cfg.Mutes.List(r.Context(), app, client, h.cfg.Now())
@@ -444,14 +450,8 @@ func (h *Handler) listMutes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", h.cfg.MaxBody), nil)
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "read body: "+err.Error(), nil)
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return
 	}
 	job, err := pushjob.Decode(body)
