@@ -91,7 +91,7 @@ func startPushd(t *testing.T, sim *pushsim.Sim, database string) *e2e {
 			t.Fatal(err)
 		}
 		p8, _ := key.P8()
-		write(t, filepath.Join(certs, "AuthKey_"+key.KeyID+".p8"), p8)
+		pushsimtest.WriteFile(t, certs, "AuthKey_"+key.KeyID+".p8", p8)
 		return fmt.Sprintf("key_file: certs/default/AuthKey_%s.p8\n      key_id: %s\n      team_id: %s", key.KeyID, key.KeyID, key.TeamID)
 	})
 }
@@ -109,8 +109,8 @@ func startPushdWith(t *testing.T, sim *pushsim.Sim, database string, creds func(
 		t.Fatal(err)
 	}
 	saJSON, _ := sa.JSON(sim.TokenURL())
-	write(t, filepath.Join(certs, "fcm-service-account.json"), saJSON)
-	write(t, filepath.Join(certs, "pushsim-ca.pem"), sim.CA().CertPEM())
+	pushsimtest.WriteFile(t, certs, "fcm-service-account.json", saJSON)
+	pushsimtest.WriteFile(t, certs, "pushsim-ca.pem", sim.CA().CertPEM())
 
 	listen := freeAddr(t)
 	cfg := fmt.Sprintf(`listen: %s
@@ -135,8 +135,7 @@ apps:
       body: "New message in ${convId}"
 `, listen, e2eToken, redisAddr(), e2eRedisDB, database, apnsCreds, e2eTopic,
 		sim.APNsURL(pushsim.Production), sim.APNsURL(pushsim.Development), sim.FCMEndpoint())
-	cfgPath := filepath.Join(dir, "pushd.yaml")
-	write(t, cfgPath, []byte(cfg))
+	cfgPath := pushsimtest.WriteFile(t, dir, "pushd.yaml", []byte(cfg))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
@@ -199,13 +198,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-func write(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // call sends a JSON request with the API token and decodes the answer.
@@ -640,7 +632,7 @@ func TestCertificateAuthentication(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		write(t, filepath.Join(certs, "apns-universal.p12"), p12)
+		pushsimtest.WriteFile(t, certs, "apns-universal.p12", p12)
 		return `certificate: {file: certs/default/apns-universal.p12, password: "${PUSHD_TEST_P12_PASSWORD}"}`
 	})
 	m := sim.Minter()

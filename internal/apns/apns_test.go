@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,16 +41,6 @@ type env struct {
 	sender *apns.Sender
 }
 
-// writeFile writes b to name in dir and returns its path.
-func writeFile(t testing.TB, dir, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // appFor registers a new signing key with sim and returns an app config
 // that uses it, with its .p8 and the simulator's CA written to dir.
 func appFor(t testing.TB, sim *pushsim.Sim, id string) (apns.AppConfig, *pushsim.APNsKey) {
@@ -67,13 +56,13 @@ func appFor(t testing.TB, sim *pushsim.Sim, id string) (apns.AppConfig, *pushsim
 	dir := t.TempDir()
 	return apns.AppConfig{
 		AppID:          id,
-		KeyFile:        writeFile(t, dir, "AuthKey_"+k.KeyID+".p8", p8),
+		KeyFile:        pushsimtest.WriteFile(t, dir, "AuthKey_"+k.KeyID+".p8", p8),
 		KeyID:          k.KeyID,
 		TeamID:         k.TeamID,
 		Topic:          topic,
 		ProductionURL:  sim.APNsURL(pushsim.Production),
 		DevelopmentURL: sim.APNsURL(pushsim.Development),
-		CAFile:         writeFile(t, dir, "ca.pem", sim.CA().CertPEM()),
+		CAFile:         pushsimtest.WriteFile(t, dir, "ca.pem", sim.CA().CertPEM()),
 	}, k
 }
 
@@ -503,12 +492,12 @@ func TestNewErrors(t *testing.T) {
 
 	files := map[string]string{
 		"missing": filepath.Join(dir, "AuthKey_MISSING.p8"),
-		"text":    writeFile(t, dir, "text.p8", []byte("this is not a key\n")),
-		"rsa":     writeFile(t, dir, "rsa.p8", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: rsaDER})),
-		"p384":    writeFile(t, dir, "p384.p8", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p384DER})),
-		"sec1":    writeFile(t, dir, "sec1.p8", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1DER})),
-		"other":   writeFile(t, dir, "other.p8", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: otherDER})),
-		"noca":    writeFile(t, dir, "noca.pem", []byte("no certificates here\n")),
+		"text":    pushsimtest.WriteFile(t, dir, "text.p8", []byte("this is not a key\n")),
+		"rsa":     pushsimtest.WriteFile(t, dir, "rsa.p8", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: rsaDER})),
+		"p384":    pushsimtest.WriteFile(t, dir, "p384.p8", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p384DER})),
+		"sec1":    pushsimtest.WriteFile(t, dir, "sec1.p8", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1DER})),
+		"other":   pushsimtest.WriteFile(t, dir, "other.p8", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: otherDER})),
+		"noca":    pushsimtest.WriteFile(t, dir, "noca.pem", []byte("no certificates here\n")),
 	}
 	with := func(f func(*apns.AppConfig)) []apns.AppConfig {
 		a := good

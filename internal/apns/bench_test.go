@@ -3,13 +3,13 @@ package apns_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"testing"
 
 	"github.com/pushd/pushd/internal/apns"
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
 )
 
 // BenchmarkSend pushes through Sender.Send to pushsim's production gateway
@@ -29,33 +29,12 @@ func BenchmarkSend(b *testing.B) {
 			}
 			ctx := context.Background()
 			var next atomic.Uint64
-			var failed atomic.Int64
-			send := func() {
+			send := func() bool {
 				r := apns.Request{Token: tokens[next.Add(1)%uint64(len(tokens))], Env: apns.Production, Payload: bench}
-				if res := e.sender.Send(ctx, appID, r); res.Outcome != outcome.Delivered {
-					failed.Add(1)
-				}
+				return e.sender.Send(ctx, appID, r).Outcome == outcome.Delivered
 			}
 			send() // dial outside the timing
-			b.ReportAllocs()
-			b.ResetTimer()
-			if inflight == 1 {
-				for b.Loop() {
-					send()
-				}
-			} else {
-				b.SetParallelism(max(1, inflight/runtime.GOMAXPROCS(0)))
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						send()
-					}
-				})
-			}
-			b.StopTimer()
-			if f := failed.Load(); f > 0 {
-				b.Fatalf("%d pushes failed", f)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pushes/s")
+			pushsimtest.InFlight(b, inflight, "pushes/s", send)
 			b.ReportMetric(float64(e.sim.Connections()[pushsim.ListenerAPNsProduction]), "conns")
 		})
 	}

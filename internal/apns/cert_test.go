@@ -27,16 +27,16 @@ type certFormat struct {
 
 var certFormats = []certFormat{
 	{"p12 modern", func(t testing.TB, dir string, c *pushsim.ClientCert) apns.Certificate {
-		return apns.Certificate{File: writeFile(t, dir, "modern.p12", p12(t, c, false)), Password: certPassword}
+		return apns.Certificate{File: pushsimtest.WriteFile(t, dir, "modern.p12", p12(t, c, false)), Password: certPassword}
 	}},
 	{"p12 legacy", func(t testing.TB, dir string, c *pushsim.ClientCert) apns.Certificate {
-		return apns.Certificate{File: writeFile(t, dir, "legacy.p12", p12(t, c, true)), Password: certPassword}
+		return apns.Certificate{File: pushsimtest.WriteFile(t, dir, "legacy.p12", p12(t, c, true)), Password: certPassword}
 	}},
 	{"pem plain key", func(t testing.TB, dir string, c *pushsim.ClientCert) apns.Certificate {
-		return apns.Certificate{File: writeFile(t, dir, "plain.pem", certPEM(t, c, ""))}
+		return apns.Certificate{File: pushsimtest.WriteFile(t, dir, "plain.pem", certPEM(t, c, ""))}
 	}},
 	{"pem encrypted key", func(t testing.TB, dir string, c *pushsim.ClientCert) apns.Certificate {
-		return apns.Certificate{File: writeFile(t, dir, "encrypted.pem", certPEM(t, c, certPassword)), Password: certPassword}
+		return apns.Certificate{File: pushsimtest.WriteFile(t, dir, "encrypted.pem", certPEM(t, c, certPassword)), Password: certPassword}
 	}},
 }
 
@@ -80,7 +80,7 @@ func certApp(t testing.TB, sim *pushsim.Sim) apns.AppConfig {
 		Topic:          topic,
 		ProductionURL:  sim.APNsURL(pushsim.Production),
 		DevelopmentURL: sim.APNsURL(pushsim.Development),
-		CAFile:         writeFile(t, t.TempDir(), "ca.pem", sim.CA().CertPEM()),
+		CAFile:         pushsimtest.WriteFile(t, t.TempDir(), "ca.pem", sim.CA().CertPEM()),
 	}
 }
 
@@ -207,7 +207,7 @@ func TestCertificateErrors(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	file := func(name string, b []byte) string { return writeFile(t, dir, name, b) }
+	file := func(name string, b []byte) string { return pushsimtest.WriteFile(t, dir, name, b) }
 	wrong := "not-the-" + certPassword
 	cases := []struct {
 		name string
@@ -344,7 +344,7 @@ func TestEncryptedKeyVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	in := writeFile(t, dir, "key.pem", plain)
+	in := pushsimtest.WriteFile(t, dir, "key.pem", plain)
 	for _, v := range [][2]string{{"aes128", "hmacWithSHA1"}, {"aes192", "hmacWithSHA512"}, {"aes256", "hmacWithSHA384"}} {
 		t.Run(v[0]+"/"+v[1], func(t *testing.T) {
 			cmd := exec.Command(openssl, "pkcs8", "-topk8", "-v2", v[0], "-v2prf", v[1], "-in", in, "-passout", "pass:"+certPassword)
@@ -355,7 +355,7 @@ func TestEncryptedKeyVariants(t *testing.T) {
 				t.Fatalf("openssl pkcs8 -v2 %s -v2prf %s: %v: %s", v[0], v[1], err, stderr.String())
 			}
 			a := certApp(t, sim)
-			a.Certificate = apns.Certificate{File: writeFile(t, dir, v[0]+".pem", append(cert.CertPEM(), out...)), Password: certPassword}
+			a.Certificate = apns.Certificate{File: pushsimtest.WriteFile(t, dir, v[0]+".pem", append(cert.CertPEM(), out...)), Password: certPassword}
 			s := newSender(t, a)
 			tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, 100)
 			want(t, s.Send(t.Context(), appID, apns.Request{Token: tok, Payload: payload}), outcome.Delivered, 200, "")

@@ -3,7 +3,6 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -34,11 +33,8 @@ func BenchmarkProcess(b *testing.B) {
 	p8, _ := key.P8()
 	sa, _ := sim.NewServiceAccount("bench")
 	saJSON, _ := sa.JSON(sim.TokenURL())
-	files := map[string][]byte{"key.p8": p8, "sa.json": saJSON, "ca.pem": sim.CA().CertPEM()}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			b.Fatal(err)
-		}
+	for name, data := range map[string][]byte{"key.p8": p8, "sa.json": saJSON, "ca.pem": sim.CA().CertPEM()} {
+		pushsimtest.WriteFile(b, dir, name, data)
 	}
 	a, err := apns.New(apns.Config{Apps: []apns.AppConfig{{
 		AppID: "default", KeyFile: filepath.Join(dir, "key.p8"), KeyID: key.KeyID, TeamID: key.TeamID, Topic: "com.example.chat",

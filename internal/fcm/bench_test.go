@@ -3,7 +3,6 @@ package fcm_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,33 +28,12 @@ func BenchmarkSend(b *testing.B) {
 			}
 			ctx := context.Background()
 			var next atomic.Uint64
-			var failed atomic.Int64
-			send := func() {
+			send := func() bool {
 				m := msgs[next.Add(1)%uint64(len(msgs))]
-				if res := e.sender.Send(ctx, appID, m); res.Outcome != outcome.Delivered {
-					failed.Add(1)
-				}
+				return e.sender.Send(ctx, appID, m).Outcome == outcome.Delivered
 			}
 			send() // token fetch and dial outside the timing
-			b.ReportAllocs()
-			b.ResetTimer()
-			if inflight == 1 {
-				for b.Loop() {
-					send()
-				}
-			} else {
-				b.SetParallelism(max(1, inflight/runtime.GOMAXPROCS(0)))
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						send()
-					}
-				})
-			}
-			b.StopTimer()
-			if f := failed.Load(); f > 0 {
-				b.Fatalf("%d sends failed", f)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			pushsimtest.InFlight(b, inflight, "msgs/s", send)
 		})
 	}
 }

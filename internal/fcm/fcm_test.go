@@ -37,15 +37,6 @@ type env struct {
 	sender *fcm.Sender
 }
 
-func writeFile(t testing.TB, dir, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // appFor registers a new service account of project with sim and returns
 // an app config that uses it.
 func appFor(t testing.TB, sim *pushsim.Sim, id string) fcm.AppConfig {
@@ -66,9 +57,9 @@ func appWith(t testing.TB, sim *pushsim.Sim, id string, sa *pushsim.ServiceAccou
 	dir := t.TempDir()
 	return fcm.AppConfig{
 		AppID:           id,
-		CredentialsFile: writeFile(t, dir, "service-account.json", saJSON),
+		CredentialsFile: pushsimtest.WriteFile(t, dir, "service-account.json", saJSON),
 		Endpoint:        sim.FCMEndpoint(),
-		CAFile:          writeFile(t, dir, "ca.pem", sim.CA().CertPEM()),
+		CAFile:          pushsimtest.WriteFile(t, dir, "ca.pem", sim.CA().CertPEM()),
 	}
 }
 
@@ -478,7 +469,7 @@ func TestNewErrors(t *testing.T) {
 		}
 		f(m)
 		b, _ := json.Marshal(m)
-		return writeFile(t, dir, name, b)
+		return pushsimtest.WriteFile(t, dir, name, b)
 	}
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ecDER, _ := x509.MarshalPKCS8PrivateKey(ecKey)
@@ -486,8 +477,8 @@ func TestNewErrors(t *testing.T) {
 
 	files := map[string]string{
 		"missing":   filepath.Join(dir, "missing.json"),
-		"notjson":   writeFile(t, dir, "key.pem", []byte("-----BEGIN PRIVATE KEY-----\nMIIEvQ...\n")),
-		"array":     writeFile(t, dir, "array.json", []byte(`["service_account"]`)),
+		"notjson":   pushsimtest.WriteFile(t, dir, "key.pem", []byte("-----BEGIN PRIVATE KEY-----\nMIIEvQ...\n")),
+		"array":     pushsimtest.WriteFile(t, dir, "array.json", []byte(`["service_account"]`)),
 		"user":      edit("user.json", func(m map[string]any) { m["type"] = "authorized_user" }),
 		"notype":    edit("notype.json", func(m map[string]any) { delete(m, "type") }),
 		"noproject": edit("noproject.json", func(m map[string]any) { delete(m, "project_id") }),
@@ -495,7 +486,7 @@ func TestNewErrors(t *testing.T) {
 		"nokey":     edit("nokey.json", func(m map[string]any) { delete(m, "private_key") }),
 		"keytext":   edit("keytext.json", func(m map[string]any) { m["private_key"] = "MIIEvQ-not-pem" }),
 		"eckey":     edit("eckey.json", func(m map[string]any) { m["private_key"] = ecPEM }),
-		"noca":      writeFile(t, dir, "noca.pem", []byte("nothing\n")),
+		"noca":      pushsimtest.WriteFile(t, dir, "noca.pem", []byte("nothing\n")),
 	}
 	with := func(f func(*fcm.AppConfig)) []fcm.AppConfig {
 		a := good

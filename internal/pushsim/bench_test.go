@@ -2,7 +2,6 @@ package pushsim_test
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -29,35 +28,11 @@ func BenchmarkAPNsListener(b *testing.B) {
 			// A 200-byte payload, the size the h2load figure uses.
 			payload := []byte(`{"aps":{"alert":{"title":"Ada Lovelace","body":"Are we still on for the engine demo tomorrow? I have the punch cards ready."},"thread-id":"conv-1","sound":"default"},"conv":"conv-1","m":"01234567890"}`)
 			var next atomic.Uint64
-			var failed atomic.Int64
-			send := func() {
+			pushsimtest.InFlight(b, inflight, "pushes/s", func() bool {
 				n := &apns2.Notification{DeviceToken: tokens[next.Add(1)%uint64(len(tokens))], Topic: topic, Payload: payload}
 				resp, err := c.Push(n)
-				if err != nil || resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			if inflight == 1 {
-				for b.Loop() {
-					send()
-				}
-			} else {
-				// RunParallel starts parallelism × GOMAXPROCS goroutines,
-				// each with one push in flight.
-				b.SetParallelism(max(1, inflight/runtime.GOMAXPROCS(0)))
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						send()
-					}
-				})
-			}
-			b.StopTimer()
-			if f := failed.Load(); f > 0 {
-				b.Fatalf("%d pushes failed", f)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pushes/s")
+				return err == nil && resp.StatusCode == 200
+			})
 		})
 	}
 }

@@ -5,7 +5,11 @@ package pushsimtest
 import (
 	"context"
 	"crypto/tls"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,4 +105,49 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// InFlight runs send b.N times with inflight calls at once (one goroutine
+// each; a plain loop for 1), after resetting the timer, and reports the
+// rate as unit ("pushes/s"). send reports whether the provider accepted;
+// any refusal fails the benchmark, whose figure would then measure errors.
+func InFlight(b *testing.B, inflight int, unit string, send func() bool) {
+	b.Helper()
+	var failed atomic.Int64
+	do := func() {
+		if !send() {
+			failed.Add(1)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if inflight <= 1 {
+		for b.Loop() {
+			do()
+		}
+	} else {
+		// RunParallel starts parallelism × GOMAXPROCS goroutines.
+		b.SetParallelism(max(1, inflight/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				do()
+			}
+		})
+	}
+	b.StopTimer()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d sends were refused", f, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+}
+
+// WriteFile writes b to name in dir, readable by its owner only as a
+// credential would be, and returns its path.
+func WriteFile(tb testing.TB, dir, name string, b []byte) string {
+	tb.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
