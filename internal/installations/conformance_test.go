@@ -19,34 +19,24 @@ import (
 
 // The same suite runs against each dialect: what passes on SQLite must pass
 // on PostgreSQL.
-func TestSQLite(t *testing.T)   { runConformance(t, storagetest.SQLite) }
-func TestPostgres(t *testing.T) { runConformance(t, storagetest.Postgres) }
+func TestSQLite(t *testing.T)   { storagetest.Suite(t, storagetest.SQLite, conformance) }
+func TestPostgres(t *testing.T) { storagetest.Suite(t, storagetest.Postgres, conformance) }
 
-func runConformance(t *testing.T, open storagetest.Opener) {
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, db *storage.DB)
-	}{
-		{"MigrateTwice", testMigrateTwice},
-		{"UpsertGetListDelete", testUpsertGetListDelete},
-		{"UpsertUpdates", testUpsertUpdates},
-		{"TokenMovesToNewClient", testTokenMoves},
-		{"TokenRegisteredConcurrently", testTokenConcurrent},
-		{"InvalidWritesNothing", testInvalidWritesNothing},
-		{"ValidForClients10000", testValidForClients},
-		{"MarkInvalid", testMarkInvalid},
-		{"SetAPNsEnv", testSetAPNsEnv},
-		{"IncrementBadgesConcurrent", testIncrementBadgesConcurrent},
-		{"ResetBadge", testResetBadge},
-		{"Deliveries", testDeliveries},
-		{"DeliveredNeverOverwritten", testDeliveredNeverOverwritten},
-		{"RecordConcurrent", testRecordConcurrent},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, open(t))
-		})
-	}
+var conformance = []storagetest.Case{
+	{Name: "MigrateTwice", Test: testMigrateTwice},
+	{Name: "UpsertGetListDelete", Test: testUpsertGetListDelete},
+	{Name: "UpsertUpdates", Test: testUpsertUpdates},
+	{Name: "TokenMovesToNewClient", Test: testTokenMoves},
+	{Name: "TokenRegisteredConcurrently", Test: testTokenConcurrent},
+	{Name: "InvalidWritesNothing", Test: testInvalidWritesNothing},
+	{Name: "ValidForClients10000", Test: testValidForClients},
+	{Name: "MarkInvalid", Test: testMarkInvalid},
+	{Name: "SetAPNsEnv", Test: testSetAPNsEnv},
+	{Name: "IncrementBadgesConcurrent", Test: testIncrementBadgesConcurrent},
+	{Name: "ResetBadge", Test: testResetBadge},
+	{Name: "Deliveries", Test: testDeliveries},
+	{Name: "DeliveredNeverOverwritten", Test: testDeliveredNeverOverwritten},
+	{Name: "RecordConcurrent", Test: testRecordConcurrent},
 }
 
 func apnsToken(n int) string { return fmt.Sprintf("%064x", n) }

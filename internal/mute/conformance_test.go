@@ -14,25 +14,16 @@ import (
 	"github.com/pushd/pushd/internal/storage/storagetest"
 )
 
-// The same suite runs against each dialect.
-func TestSQLite(t *testing.T)   { runConformance(t, storagetest.SQLite) }
-func TestPostgres(t *testing.T) { runConformance(t, storagetest.Postgres) }
+// The same suite runs against each dialect: what passes on SQLite must pass
+// on PostgreSQL.
+func TestSQLite(t *testing.T)   { storagetest.Suite(t, storagetest.SQLite, conformance) }
+func TestPostgres(t *testing.T) { storagetest.Suite(t, storagetest.Postgres, conformance) }
 
-func runConformance(t *testing.T, open storagetest.Opener) {
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, db *storage.DB)
-	}{
-		{"SetListDelete", testSetListDelete},
-		{"Expiry", testExpiry},
-		{"ActiveManyClients", testActiveMany},
-		{"InvalidWritesNothing", testInvalidWritesNothing},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, open(t))
-		})
-	}
+var conformance = []storagetest.Case{
+	{Name: "SetListDelete", Test: testSetListDelete},
+	{Name: "Expiry", Test: testExpiry},
+	{Name: "ActiveManyClients", Test: testActiveMany},
+	{Name: "InvalidWritesNothing", Test: testInvalidWritesNothing},
 }
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -31,6 +31,25 @@ func Each(t *testing.T, fn func(t *testing.T, open Opener)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, Postgres) })
 }
 
+// Case is one test of a conformance suite: it gets a fresh, migrated
+// database of the dialect under test.
+type Case struct {
+	Name string
+	Test func(t *testing.T, db *storage.DB)
+}
+
+// Suite runs every case, in parallel, each on its own database from open:
+// one suite, called once per dialect, so that what passes on SQLite must
+// pass on PostgreSQL.
+func Suite(t *testing.T, open Opener, cases []Case) {
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			c.Test(t, open(t))
+		})
+	}
+}
+
 // SQLite opens a migrated SQLite database in a file of the test's temporary
 // directory.
 func SQLite(t testing.TB) *storage.DB {
