@@ -409,7 +409,7 @@ func checkData(fe *fieldErrors, field string, data map[string]any, apns, fcm boo
 			fe.add(field, "keys must not be empty")
 		case apns && k == "aps":
 			fe.add(field, `key "aps" is reserved by APNs`)
-		case fcm && fcmReserved(k):
+		case fcm && FCMReservedKey(k):
 			fe.add(field, fmt.Sprintf("key %q is reserved by FCM", k))
 		}
 	}
@@ -424,7 +424,9 @@ func checkData(fe *fieldErrors, field string, data map[string]any, apns, fcm boo
 
 // fcmReserved reports whether FCM refuses k as a data key: "from",
 // "message_type", and any word starting with "google" or "gcm".
-func fcmReserved(k string) bool {
+// FCMReservedKey reports whether FCM refuses k as a data key: "from",
+// "message_type", and anything starting with "google" or "gcm".
+func FCMReservedKey(k string) bool {
 	return k == "from" || k == "message_type" ||
 		strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm")
 }

@@ -125,7 +125,7 @@ func fcmData(data map[string]any, convID string) map[string]string {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	for k, v := range data {
-		if fcmReserved(k) {
+		if pushjob.FCMReservedKey(k) {
 			continue
 		}
 		if s, ok := v.(string); ok {
@@ -149,10 +149,4 @@ func fcmData(data map[string]any, convID string) map[string]string {
 		return nil
 	}
 	return out
-}
-
-// fcmReserved reports whether FCM refuses k as a data key.
-func fcmReserved(k string) bool {
-	return k == "from" || k == "message_type" ||
-		strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm")
 }

@@ -2,7 +2,10 @@
 // shape the HTTP API returns: {"field": ..., "rule": ...}.
 package fielderr
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Error is one field that failed validation and the rule it broke.
 type Error struct {
@@ -34,4 +37,13 @@ func (l *List) Error() string {
 		parts[i] = f.Field + ": " + f.Rule
 	}
 	return "invalid " + l.What + ": " + strings.Join(parts, "; ")
+}
+
+// Text reports whether s is valid UTF-8 without control characters: what
+// an id must be to be stored (PostgreSQL refuses a NUL) and to read the
+// same in logs.
+func Text(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pushd/pushd/internal/fielderr"
 )
@@ -146,12 +145,10 @@ func checkText(fe *FieldErrors, field, s string, maxLen int, required bool) {
 		}
 	case len(s) > maxLen:
 		fe.Add(field, fmt.Sprintf("at most %d bytes", maxLen))
-	case !utf8.ValidString(s) || strings.ContainsFunc(s, isControl):
+	case !fielderr.Text(s):
 		fe.Add(field, "valid UTF-8 without control characters")
 	}
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 func isIDChars(s string) bool {
 	for i := 0; i < len(s); i++ {

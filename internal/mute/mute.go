@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pushd/pushd/internal/fielderr"
 )
@@ -54,7 +52,7 @@ func (m Mute) Validate(now time.Time) error {
 			fe.Add(field, "required")
 		case len(s) > maxLen:
 			fe.Add(field, fmt.Sprintf("at most %d bytes", maxLen))
-		case !utf8.ValidString(s) || strings.ContainsFunc(s, isControl):
+		case !fielderr.Text(s):
 			// PostgreSQL would refuse these later, less helpfully.
 			fe.Add(field, "valid UTF-8 without control characters")
 		}
@@ -67,8 +65,6 @@ func (m Mute) Validate(now time.Time) error {
 	}
 	return fe.Err()
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // Reason says why a recipient was dropped.
 type Reason string
