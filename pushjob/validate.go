@@ -422,8 +422,6 @@ func checkData(fe *fieldErrors, field string, data map[string]any, apns, fcm boo
 	}
 }
 
-// fcmReserved reports whether FCM refuses k as a data key: "from",
-// "message_type", and any word starting with "google" or "gcm".
 // FCMReservedKey reports whether FCM refuses k as a data key: "from",
 // "message_type", and anything starting with "google" or "gcm".
 func FCMReservedKey(k string) bool {
