@@ -10,7 +10,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/pushd/pushd/internal/storage"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -30,14 +29,11 @@ rollout to several nodes, or to check a database.`,
 				if err != nil {
 					return err
 				}
-				db, err := storage.Open(ctx, storageConfig(cfg))
+				db, err := openDatabase(ctx, cfg)
 				if err != nil {
 					return err
 				}
 				defer db.Close()
-				if err := db.Migrate(ctx); err != nil {
-					return err
-				}
 				v, err := db.Version(ctx)
 				if err != nil {
 					return err

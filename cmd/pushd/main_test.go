@@ -39,11 +39,22 @@ apps:
   - id: default
     apns: {key_file: nowhere/AuthKey_ABCDEFGHIJ.p8, key_id: ABCDEFGHIJ, team_id: ABCDEFGHIJ, topic: com.example.chat}
 `), 0o600)
+	// A database path under a regular file cannot be made.
+	blocker := filepath.Join(dir, "blocker")
+	os.WriteFile(blocker, nil, 0o600)
+	badDB := filepath.Join(dir, "bad-db.yaml")
+	os.WriteFile(badDB, []byte(`api_tokens: ["0123456789abcdef0123"]
+database: {path: `+filepath.Join(blocker, "pushd.db")+`}
+apps:
+  - id: default
+    fcm: {credentials_file: sa.json}
+`), 0o600)
 	tests := []struct {
 		args  []string
 		code  int
 		names []string
 	}{
+		{[]string{"migrate", "--config", badDB}, 1, []string{"database.path", "blocker"}},
 		{[]string{"bogus"}, 2, []string{`unknown command "bogus"`}},
 		{[]string{}, 2, nil},
 		{[]string{"serve", "--nope"}, 2, []string{"-nope"}},

@@ -103,19 +103,30 @@ worker.shutdown_timeout for the jobs in flight.`,
 	}
 }
 
-func storageConfig(cfg *config.Config) storage.Config {
-	return storage.Config{Driver: cfg.DatabaseDriver(), Path: cfg.Database.Path, DSN: cfg.Database.DSN}
+// openDatabase opens and migrates the configured database, for serve and
+// migrate alike. Its errors name the config key to look at; a DSN is not
+// repeated, since it may hold a password.
+func openDatabase(ctx context.Context, cfg *config.Config) (*storage.DB, error) {
+	where := "database.dsn (or PUSHD_DATABASE_DSN)"
+	if cfg.DatabaseDriver() == config.DriverSQLite {
+		where = "database.path " + cfg.Database.Path
+	}
+	db, err := storage.Open(ctx, storage.Config{Driver: cfg.DatabaseDriver(), Path: cfg.Database.Path, DSN: cfg.Database.DSN})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return db, nil
 }
 
 func openDB(lc fx.Lifecycle, cfg *config.Config) (*storage.DB, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := storage.Open(ctx, storageConfig(cfg))
+	db, err := openDatabase(ctx, cfg)
 	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx); err != nil {
-		db.Close()
 		return nil, err
 	}
 	lc.Append(fx.StopHook(db.Close))
