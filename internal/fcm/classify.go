@@ -52,17 +52,27 @@ func classify(ctx context.Context, err error, x *exchange, now time.Time) Result
 	}
 	resp := errorutils.HTTPResponse(err)
 	if resp == nil {
-		if x.attempts == 0 && ctx.Err() == nil {
+		switch {
+		case x.netErr != nil:
+			// No answer: connection refused or dropped, a timeout, or
+			// the caller gave up. The SDK's error is only that the send
+			// was cut short; the network's says why.
+			return Result{Outcome: outcome.Retrying, Err: fmt.Errorf("fcm: no answer: %w", x.netErr)}
+		case x.attempts == 0 && ctx.Err() == nil:
 			// The SDK checked the message and refused it (no target,
 			// two targets, a bad TTL or color...): a bug to fix.
 			return Result{Outcome: outcome.Rejected, Err: err}
 		}
-		// No answer: connection refused or dropped, a timeout, or the
-		// caller gave up. The SDK has already retried what it retries.
 		return Result{Outcome: outcome.Retrying, Err: err}
 	}
-	r := Result{Code: errorCode(resp), Err: err}
-	retryAfter := retryafter.Parse(resp.Header.Get("Retry-After"), now)
+	code, field := errorDetail(resp)
+	r := Result{Code: code, Err: err}
+	ra := resp.Header.Get("Retry-After")
+	if resp.StatusCode >= 500 {
+		// The transport replaced it to stop the SDK retrying.
+		ra = x.retryAfter
+	}
+	retryAfter := retryafter.Parse(ra, now)
 	switch {
 	case messaging.IsUnregistered(err), messaging.IsSenderIDMismatch(err):
 		r.Outcome = outcome.InvalidToken
@@ -70,6 +80,8 @@ func classify(ctx context.Context, err error, x *exchange, now time.Time) Result
 		r.Outcome = outcome.Rejected
 		if strings.Contains(err.Error(), notValidToken) {
 			r.Outcome = outcome.InvalidToken
+		} else {
+			r.Field = field
 		}
 	case messaging.IsQuotaExceeded(err):
 		r.Outcome, r.RetryAfter = outcome.Retrying, max(retryAfter, minQuotaBackoff)
@@ -90,35 +102,49 @@ func classify(ctx context.Context, err error, x *exchange, now time.Time) Result
 	return r
 }
 
-// errorCode is FCM's errorCode from the error body's FcmError detail, else
-// the google.rpc status (PERMISSION_DENIED...), else the HTTP status text.
-// The SDK keeps the body buffered in the error's response; it is put back
-// for whoever reads it next.
-func errorCode(resp *http.Response) string {
-	if resp.Body != nil {
-		b, err := io.ReadAll(resp.Body)
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		var body struct {
-			Error struct {
-				Status  string `json:"status"`
-				Details []struct {
-					Type      string `json:"@type"`
-					ErrorCode string `json:"errorCode"`
-				} `json:"details"`
-			} `json:"error"`
-		}
-		if err == nil && json.Unmarshal(b, &body) == nil {
-			for _, d := range body.Error.Details {
-				if d.Type == "type.googleapis.com/google.firebase.fcm.v1.FcmError" && d.ErrorCode != "" {
-					return d.ErrorCode
-				}
+// errorDetail reads FCM's error body: the code is FCM's errorCode from
+// the FcmError detail, else the google.rpc status (PERMISSION_DENIED...),
+// else the HTTP status text; field is the first field a BadRequest detail
+// names (message.android.ttl...). The SDK keeps the body buffered in the
+// error's response; it is put back for whoever reads it next.
+func errorDetail(resp *http.Response) (code, field string) {
+	code = http.StatusText(resp.StatusCode)
+	if resp.Body == nil {
+		return code, ""
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	var body struct {
+		Error struct {
+			Status  string `json:"status"`
+			Details []struct {
+				Type            string `json:"@type"`
+				ErrorCode       string `json:"errorCode"`
+				FieldViolations []struct {
+					Field string `json:"field"`
+				} `json:"fieldViolations"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	if err != nil || json.Unmarshal(b, &body) != nil {
+		return code, ""
+	}
+	if body.Error.Status != "" {
+		code = body.Error.Status
+	}
+	for _, d := range body.Error.Details {
+		switch d.Type {
+		case "type.googleapis.com/google.firebase.fcm.v1.FcmError":
+			if d.ErrorCode != "" {
+				code = d.ErrorCode
 			}
-			if body.Error.Status != "" {
-				return body.Error.Status
+		case "type.googleapis.com/google.rpc.BadRequest":
+			if len(d.FieldViolations) > 0 && field == "" {
+				field = d.FieldViolations[0].Field
 			}
 		}
 	}
-	return http.StatusText(resp.StatusCode)
+	return code, field
 }
 
 // oauthErrorCode is the token endpoint's "error" (RFC 6749 section 5.2).

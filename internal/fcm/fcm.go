@@ -1,15 +1,13 @@
 // Package fcm sends messages through the Firebase Admin SDK's messaging
-// client, one per app, and classifies every answer into pushd's outcomes
-// (DESIGN.md, "Outcomes").
+// client, one per Firebase project, and classifies every answer into
+// pushd's outcomes (DESIGN.md, "Outcomes").
 //
-// The SDK retries some failures inside a send before it returns: network
-// errors and 503 UNAVAILABLE, up to four times, after 0, 1, 2 and 4 seconds
-// or the answer's Retry-After when that is longer, giving up at once when
-// Retry-After is over two minutes. A send can therefore take seven seconds
-// and more; the caller's context bounds it. Its retries of a dropped
-// connection may deliver a message twice, which the notification tag (the
-// message id, set by package content) makes harmless: the second replaces
-// the first. Other statuses (429, 500) come back at once.
+// A send is one HTTP attempt. The SDK would retry 503 UNAVAILABLE and
+// network errors inside a send, up to four times over seven seconds or,
+// honouring Retry-After, minutes; pushd's job retries already wait for
+// Retry-After and resend only to the devices still waiting, so the SDK is
+// stopped after its first attempt (see exchange) and the job does not wait
+// twice. A failed attempt's Result says how long to wait.
 package fcm
 
 import (
@@ -17,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"firebase.google.com/go/v4/messaging"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
+	"golang.org/x/oauth2/jwt"
 	"google.golang.org/api/option"
 
 	"github.com/pushd/pushd/internal/outcome"
@@ -55,8 +55,12 @@ type AppConfig struct {
 	// CredentialsFile is the service-account key file (JSON) from the
 	// Firebase console.
 	CredentialsFile string
-	// ProjectID is the Firebase project; empty is the file's project_id,
-	// and anything else must match it.
+	// ApplicationDefault uses Google's Application Default Credentials
+	// instead of a file: GOOGLE_APPLICATION_CREDENTIALS, gcloud's, or the
+	// metadata server of the machine pushd runs on.
+	ApplicationDefault bool
+	// ProjectID is the Firebase project; empty is the credentials' own
+	// project. With a file, anything else must match its project_id.
 	ProjectID string
 	// Endpoint is the FCM API base URL; empty is Google's
 	// (https://fcm.googleapis.com/v1). The file's token_uri says where
@@ -77,6 +81,9 @@ type Result struct {
 	// RetryAfter is how long to wait before retrying: the answer's
 	// Retry-After, and at least a minute after QUOTA_EXCEEDED.
 	RetryAfter time.Duration
+	// Field is the message field FCM found wrong, for a Rejected
+	// INVALID_ARGUMENT (message.android.ttl...): what to fix.
+	Field string
 	// MessageName is FCM's name for a delivered message.
 	MessageName string
 	// Err is the SDK's error as it returned it, so that messaging.Is*
@@ -87,29 +94,39 @@ type Result struct {
 // Sender sends messages for the configured apps. It is safe for concurrent
 // use.
 type Sender struct {
-	apps        map[string]*app
+	apps        map[string]*client
 	concurrency int
 	now         func() time.Time
 }
 
-type app struct {
-	client    *messaging.Client
+// client is one Firebase project's messaging client. Apps that name the
+// same project with the same credentials share it, and with it one access
+// token and one HTTP/2 connection.
+type client struct {
+	project   string
+	messaging *messaging.Client
 	transport *http.Transport
 }
 
-// New checks every app's credentials and builds its messaging client. It
-// fetches no access token: the first send does, so a network outage at
-// start does not keep pushd down. ctx is used while building the clients;
-// token fetches outlive it.
+// clientKey is what makes two apps' clients the same.
+type clientKey struct {
+	credentials, project, endpoint, caFile string
+}
+
+// New checks every app's credentials and builds one messaging client per
+// project. It fetches no access token: the first send does, so a network
+// outage at start does not keep pushd down. ctx is used while building the
+// clients; token fetches outlive it.
 func New(ctx context.Context, cfg Config) (*Sender, error) {
 	s := &Sender{
-		apps:        make(map[string]*app, len(cfg.Apps)),
+		apps:        make(map[string]*client, len(cfg.Apps)),
 		concurrency: cfg.Concurrency,
 		now:         time.Now,
 	}
 	if s.concurrency <= 0 {
 		s.concurrency = defaultConcurrency
 	}
+	clients := make(map[clientKey]*client)
 	for _, ac := range cfg.Apps {
 		if ac.AppID == "" {
 			return nil, errors.New("fcm: an app has no app id")
@@ -117,18 +134,46 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 		if _, dup := s.apps[ac.AppID]; dup {
 			return nil, fmt.Errorf("fcm: app %q is configured twice", ac.AppID)
 		}
-		a, err := newApp(ctx, ac)
+		c, err := newClient(ctx, ac, clients)
 		if err != nil {
 			return nil, fmt.Errorf("fcm: app %q: %w", ac.AppID, err)
 		}
-		s.apps[ac.AppID] = a
+		s.apps[ac.AppID] = c
 	}
 	return s, nil
 }
 
-func newApp(ctx context.Context, ac AppConfig) (*app, error) {
-	if ac.CredentialsFile == "" {
-		return nil, errors.New("credentials file (service-account JSON) is required")
+// credentials are an app's checked credentials, not yet a token source.
+type credentials struct {
+	// id names them among apps: the key file, or ADC.
+	id      string
+	project string
+	// jwt is the service-account key file's flow; nil for ADC.
+	jwt *jwt.Config
+}
+
+func loadCredentials(ctx context.Context, ac AppConfig) (*credentials, error) {
+	switch {
+	case ac.ApplicationDefault && ac.CredentialsFile != "":
+		return nil, errors.New("a credentials file and application default credentials are both set; want one")
+	case ac.ApplicationDefault:
+		// Read now, so that a broken GOOGLE_APPLICATION_CREDENTIALS stops
+		// pushd at start; tokens come from the source built in
+		// newClient.
+		dc, err := google.FindDefaultCredentials(ctx, scopeMessaging)
+		if err != nil {
+			return nil, fmt.Errorf("application default credentials: %w", err)
+		}
+		project := ac.ProjectID
+		if project == "" {
+			project = dc.ProjectID
+		}
+		if project == "" {
+			return nil, errors.New("project id is required: the application default credentials name no project")
+		}
+		return &credentials{id: "application-default", project: project}, nil
+	case ac.CredentialsFile == "":
+		return nil, errors.New("credentials file (service-account JSON) or application default credentials are required")
 	}
 	saJSON, sa, err := loadServiceAccount(ac.CredentialsFile)
 	if err != nil {
@@ -140,30 +185,57 @@ func newApp(ctx context.Context, ac AppConfig) (*app, error) {
 	} else if project != sa.ProjectID {
 		return nil, fmt.Errorf("project %q does not match project_id %q in %s", project, sa.ProjectID, ac.CredentialsFile)
 	}
-	roots, err := pemfile.CertPool(ac.CAFile)
-	if err != nil {
-		return nil, err
-	}
-	base := newBaseTransport(roots)
-
 	jwtCfg, err := google.JWTConfigFromJSON(saJSON, scopeMessaging)
 	if err != nil {
 		// loadServiceAccount has checked what this reads.
 		return nil, fmt.Errorf("credentials %s: %w", ac.CredentialsFile, err)
 	}
+	id, err := filepath.Abs(ac.CredentialsFile)
+	if err != nil {
+		id = ac.CredentialsFile
+	}
+	return &credentials{id: id, project: project, jwt: jwtCfg}, nil
+}
+
+// newClient returns the client for ac's project, built unless clients
+// already holds it.
+func newClient(ctx context.Context, ac AppConfig, clients map[clientKey]*client) (*client, error) {
+	cr, err := loadCredentials(ctx, ac)
+	if err != nil {
+		return nil, err
+	}
+	key := clientKey{cr.id, cr.project, ac.Endpoint, ac.CAFile}
+	if c := clients[key]; c != nil {
+		return c, nil
+	}
+	roots, err := pemfile.CertPool(ac.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	base := newBaseTransport(roots)
 	// x/oauth2 fetches tokens with the client in this context, for as long
 	// as the source lives: not only while New runs.
 	tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient,
 		&http.Client{Transport: base, Timeout: requestTimeout})
+	var src oauth2.TokenSource
+	if cr.jwt != nil {
+		src = cr.jwt.TokenSource(tctx)
+	} else {
+		dc, err := google.FindDefaultCredentials(tctx, scopeMessaging)
+		if err != nil {
+			return nil, fmt.Errorf("application default credentials: %w", err)
+		}
+		src = dc.TokenSource
+	}
 	hc := &http.Client{
-		Transport: &transport{next: &oauth2.Transport{Source: jwtCfg.TokenSource(tctx), Base: base}},
+		Transport: &transport{next: &oauth2.Transport{Source: src, Base: base}},
 		Timeout:   requestTimeout,
 	}
 	opts := []option.ClientOption{option.WithHTTPClient(hc)}
 	if ac.Endpoint != "" {
 		opts = append(opts, option.WithEndpoint(ac.Endpoint))
 	}
-	fa, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: project}, opts...)
+	fa, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: cr.project}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("firebase app: %w", err)
 	}
@@ -171,7 +243,19 @@ func newApp(ctx context.Context, ac AppConfig) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("firebase messaging: %w", err)
 	}
-	return &app{client: mc, transport: base}, nil
+	c := &client{project: cr.project, messaging: mc, transport: base}
+	clients[key] = c
+	return c, nil
+}
+
+// Project is the Firebase project appID sends to, and false for an app
+// without FCM credentials.
+func (s *Sender) Project(appID string) (string, bool) {
+	c := s.apps[appID]
+	if c == nil {
+		return "", false
+	}
+	return c.project, true
 }
 
 // Send sends m for appID and classifies the answer. An app without FCM
@@ -184,11 +268,11 @@ func (s *Sender) Send(ctx context.Context, appID string, m *messaging.Message) R
 	return s.send(ctx, a, m)
 }
 
-func (s *Sender) send(ctx context.Context, a *app, m *messaging.Message) Result {
+func (s *Sender) send(ctx context.Context, c *client, m *messaging.Message) Result {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	x := &exchange{cancel: cancel}
-	name, err := a.client.Send(context.WithValue(ctx, exchangeKey{}, x), m)
+	name, err := c.messaging.Send(context.WithValue(ctx, exchangeKey{}, x), m)
 	if err == nil {
 		return Result{Outcome: outcome.Delivered, MessageName: name}
 	}
@@ -232,7 +316,8 @@ func (s *Sender) SendEach(ctx context.Context, appID string, msgs []*messaging.M
 // Close closes idle connections. Sends in flight finish; a later Send
 // dials again.
 func (s *Sender) Close() {
-	for _, a := range s.apps {
-		a.transport.CloseIdleConnections()
+	for _, c := range s.apps {
+		// A shared client's transport is closed once per app: harmless.
+		c.transport.CloseIdleConnections()
 	}
 }

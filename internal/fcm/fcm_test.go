@@ -181,7 +181,10 @@ func TestSendFaults(t *testing.T) {
 		{"429 no Retry-After", pushsim.Fault{Kind: pushsim.FaultTooManyRequests}, outcome.Retrying, "QUOTA_EXCEEDED", time.Minute, 1},
 		{"500", pushsim.Fault{Kind: pushsim.FaultInternal}, outcome.Retrying, "INTERNAL", 0, 1},
 		{"500 with Retry-After", reason(500, "INTERNAL", 3), outcome.Retrying, "INTERNAL", 3 * time.Second, 1},
-		// Past the SDK's two-minute cap it does not retry at all.
+		// The SDK would wait this out inside the send and try again; the
+		// job waits instead, once.
+		{"503 Retry-After", pushsim.Fault{Kind: pushsim.FaultUnavailable, RetryAfter: 5}, outcome.Retrying, "UNAVAILABLE", 5 * time.Second, 1},
+		{"503 no Retry-After", pushsim.Fault{Kind: pushsim.FaultUnavailable}, outcome.Retrying, "UNAVAILABLE", 0, 1},
 		{"503 long Retry-After", pushsim.Fault{Kind: pushsim.FaultUnavailable, RetryAfter: 300}, outcome.Retrying, "UNAVAILABLE", 5 * time.Minute, 1},
 		{"third-party auth", pushsim.Fault{Kind: pushsim.FaultThirdPartyAuth}, outcome.AuthError, "THIRD_PARTY_AUTH_ERROR", 0, 1},
 		{"APNS_AUTH_ERROR", reason(401, "APNS_AUTH_ERROR", 0), outcome.AuthError, "APNS_AUTH_ERROR", 0, 1},
@@ -217,34 +220,54 @@ func reason(status int, r string, retryAfter int) pushsim.Fault {
 	return pushsim.Fault{Kind: pushsim.FaultReason, Status: status, Reason: r, RetryAfter: retryAfter}
 }
 
-// TestSendSDKRetries shows the SDK retrying inside one Send: 503
-// UNAVAILABLE (also what GOAWAY answers with) and dropped connections are
-// sent again, after 0 s and then 1 s, and the caller sees only the end.
-func TestSendSDKRetries(t *testing.T) {
+// TestSendOneAttempt: the SDK would retry 503 UNAVAILABLE (also what
+// GOAWAY answers with) and dropped connections inside the send, after 0,
+// 1, 2 and 4 seconds; pushd stops it after one attempt and leaves the
+// retry to the job, which resends only what is still waiting.
+func TestSendOneAttempt(t *testing.T) {
 	e := start(t, pushsim.Config{})
 	cases := []struct {
 		name  string
 		fault pushsim.Fault
-		limit int64
+		code  string
 	}{
-		{"503 twice", pushsim.Fault{Kind: pushsim.FaultUnavailable}, 2},
-		{"goaway", pushsim.Fault{Kind: pushsim.FaultGoAway}, 1},
-		{"drop", pushsim.Fault{Kind: pushsim.FaultDrop}, 1},
+		{"503", pushsim.Fault{Kind: pushsim.FaultUnavailable}, "UNAVAILABLE"},
+		{"goaway", pushsim.Fault{Kind: pushsim.FaultGoAway}, "UNAVAILABLE"},
+		{"drop", pushsim.Fault{Kind: pushsim.FaultDrop}, ""},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tok := e.token(pushsim.FateValid, uint64(200+i))
 			f := c.fault
-			f.Listener, f.Tokens, f.Limit = pushsim.ListenerFCM, []string{tok}, c.limit
+			f.Listener, f.Tokens, f.Limit = pushsim.ListenerFCM, []string{tok}, 2
 			e.fault(t, f)
+			before := e.sim.Total(pushsim.ListenerFCM, 0, "")
 			conns := e.sim.Connections()[pushsim.ListenerFCM]
+			res := e.send(t, message(tok))
+			want(t, res, outcome.Retrying, c.code)
+			if res.Err == nil {
+				t.Error("no error")
+			}
+			// A dropped request is counted too, as ConnectionDropped.
+			if n := e.sim.Total(pushsim.ListenerFCM, 0, "") - before; n != 1 {
+				t.Errorf("simulator saw %d requests, want 1: the SDK retried", n)
+			}
+			if c.fault.Kind == pushsim.FaultDrop {
+				if strings.Contains(res.Err.Error(), "context canceled") {
+					t.Errorf("Err %q hides the network error", res.Err)
+				}
+			}
+			// The job's retry: the fault has one hit left, then the
+			// device gets the message once.
+			want(t, e.send(t, message(tok)), outcome.Retrying, c.code)
 			want(t, e.send(t, message(tok)), outcome.Delivered, "")
 			if rc, _ := e.sim.Receipt(tok); rc.Count != 1 {
 				t.Errorf("delivered %d times", rc.Count)
 			}
 			if c.fault.Kind != pushsim.FaultUnavailable {
-				if n := e.sim.Connections()[pushsim.ListenerFCM]; n != conns+1 {
-					t.Errorf("connections %d → %d, want one more", conns, n)
+				// The broken connection is replaced.
+				if n := e.sim.Connections()[pushsim.ListenerFCM]; n <= conns {
+					t.Errorf("connections %d → %d, want a new one", conns, n)
 				}
 			}
 		})
@@ -295,6 +318,18 @@ func TestSendRejected(t *testing.T) {
 		want(t, res, outcome.Rejected, "INVALID_ARGUMENT")
 		if !messaging.IsInvalidArgument(res.Err) {
 			t.Errorf("Err %v is not the SDK's INVALID_ARGUMENT", res.Err)
+		}
+		if res.Field != "message" {
+			t.Errorf("Field = %q, want message", res.Field)
+		}
+	})
+	t.Run("field refused by FCM", func(t *testing.T) {
+		m := message(tok)
+		m.Android.TTL = ptr(5 * 7 * 24 * time.Hour) // FCM keeps four weeks at most
+		res := e.send(t, m)
+		want(t, res, outcome.Rejected, "INVALID_ARGUMENT")
+		if res.Field != "message.android.ttl" {
+			t.Errorf("Field = %q, want message.android.ttl", res.Field)
 		}
 	})
 	before := e.sim.Total("", 0, "")
@@ -510,7 +545,8 @@ func TestNewErrors(t *testing.T) {
 		{"private_key not PEM", with(func(a *fcm.AppConfig) { a.CredentialsFile = files["keytext"] }), []string{files["keytext"], "private_key", "not PEM"}, nil},
 		{"private_key not RSA", with(func(a *fcm.AppConfig) { a.CredentialsFile = files["eckey"] }), []string{files["eckey"], "private_key", "RSA"}, nil},
 		{"project mismatch", with(func(a *fcm.AppConfig) { a.ProjectID = "someone-else" }), []string{`"someone-else"`, project, good.CredentialsFile}, nil},
-		{"no credentials file", with(func(a *fcm.AppConfig) { a.CredentialsFile = "" }), []string{`"good"`, "credentials file"}, nil},
+		{"no credentials file", with(func(a *fcm.AppConfig) { a.CredentialsFile = "" }), []string{`"good"`, "credentials file", "application default"}, nil},
+		{"file and ADC", with(func(a *fcm.AppConfig) { a.ApplicationDefault = true }), []string{`"good"`, "both", "want one"}, nil},
 		{"no app id", with(func(a *fcm.AppConfig) { a.AppID = "" }), []string{"app id"}, nil},
 		{"app twice", []fcm.AppConfig{good, good}, []string{`"good"`, "twice"}, nil},
 		{"missing CA file", with(func(a *fcm.AppConfig) { a.CAFile = filepath.Join(dir, "nope.pem") }), []string{"nope.pem"}, fs.ErrNotExist},
@@ -537,6 +573,28 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ADC file missing", func(t *testing.T) {
+		missing := filepath.Join(dir, "adc-missing.json")
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", missing)
+		_, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{{AppID: "good", ApplicationDefault: true}}})
+		if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "application default credentials") {
+			t.Fatalf("error %v, want one naming %s", err, missing)
+		}
+	})
+	t.Run("ADC without a project", func(t *testing.T) {
+		// gcloud's user credentials name no project.
+		user := pushsimtest.WriteFile(t, dir, "adc-user.json", []byte(`{"type":"authorized_user","client_id":"c","client_secret":"s","refresh_token":"r"}`))
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", user)
+		_, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{{AppID: "good", ApplicationDefault: true}}})
+		if err == nil || !strings.Contains(err.Error(), "project id is required") {
+			t.Fatalf("error %v, want project id is required", err)
+		}
+		s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{{AppID: "good", ApplicationDefault: true, ProjectID: project}}})
+		if err != nil {
+			t.Fatalf("with project_id: %v", err)
+		}
+		s.Close()
+	})
 	// The project may be given when it matches.
 	ok := good
 	ok.ProjectID = project
@@ -545,4 +603,57 @@ func TestNewErrors(t *testing.T) {
 		t.Fatalf("matching project: %v", err)
 	}
 	s.Close()
+}
+
+// TestApplicationDefaultCredentials: GOOGLE_APPLICATION_CREDENTIALS names
+// the service account, the way a deployment on Google Cloud or with a
+// mounted secret would; its token_uri is pushsim's.
+func TestApplicationDefaultCredentials(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	file := appFor(t, sim, appID)
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", file.CredentialsFile)
+	s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{{
+		AppID: appID, ApplicationDefault: true, Endpoint: file.Endpoint, CAFile: file.CAFile,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if p, ok := s.Project(appID); !ok || p != project {
+		t.Errorf("Project = %q, %v; want the credentials' %q", p, ok, project)
+	}
+	tok := sim.Minter().FCM(pushsim.FateValid, project, 1)
+	want(t, s.Send(context.Background(), appID, message(tok)), outcome.Delivered, "")
+	if n := sim.Total(pushsim.ListenerFCMOAuth, http.StatusOK, ""); n != 1 {
+		t.Errorf("%d access tokens issued, want 1", n)
+	}
+}
+
+// TestClientPerProject: apps that share a Firebase project and its
+// credentials share one client, so one access token and one connection;
+// another service account, even of the same project, is another client.
+func TestClientPerProject(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	a := appFor(t, sim, "chat")
+	b := a
+	b.AppID = "chat-lite"
+	c := appFor(t, sim, "support")
+	s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{a, b, c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, app := range []string{"chat", "chat-lite", "chat", "chat-lite"} {
+		want(t, s.Send(context.Background(), app, message(sim.Minter().FCM(pushsim.FateValid, project, uint64(i)))), outcome.Delivered, "")
+	}
+	if n := sim.Total(pushsim.ListenerFCMOAuth, http.StatusOK, ""); n != 1 {
+		t.Errorf("%d access tokens for two apps of one project, want 1", n)
+	}
+	if n := sim.Connections()[pushsim.ListenerFCM]; n != 1 {
+		t.Errorf("%d connections for two apps of one project, want 1", n)
+	}
+	want(t, s.Send(context.Background(), "support", message(sim.Minter().FCM(pushsim.FateValid, project, 9))), outcome.Delivered, "")
+	if n := sim.Total(pushsim.ListenerFCMOAuth, http.StatusOK, ""); n != 2 {
+		t.Errorf("%d access tokens after a second service account, want 2", n)
+	}
 }
