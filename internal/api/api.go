@@ -321,6 +321,7 @@ type installationBody struct {
 	AppID     string `json:"app_id"`
 	ClientID  string `json:"client_id"`
 	Provider  string `json:"provider"`
+	Platform  string `json:"platform"`
 	Token     string `json:"token"`
 	APNsEnv   string `json:"apns_env"`
 	APNsTopic string `json:"apns_topic"`
@@ -338,7 +339,8 @@ func (h *Handler) putInstallation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := installations.Installation{
-		ID: r.PathValue("id"), AppID: app, ClientID: b.ClientID, Provider: installations.Provider(b.Provider),
+		ID: r.PathValue("id"), AppID: app, ClientID: b.ClientID,
+		Provider: installations.Provider(b.Provider), Platform: installations.Platform(b.Platform),
 		Token: b.Token, APNsEnv: b.APNsEnv, APNsTopic: b.APNsTopic, Locale: b.Locale, Timezone: b.Timezone,
 	}
 	got, err := h.cfg.Installations.Upsert(r.Context(), in)

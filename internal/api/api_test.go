@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -604,6 +605,9 @@ func TestPutInstallationBadInput(t *testing.T) {
 		{"apns_env on FCM", "dev-1", valid(map[string]any{"provider": "fcm", "token": fcmTok, "apns_env": "production"}), map[string]string{"apns_env": "only for provider apns"}},
 		{"apns_topic on FCM", "dev-1", valid(map[string]any{"provider": "fcm", "token": fcmTok, "apns_topic": "com.example"}), map[string]string{"apns_topic": "only for provider apns"}},
 		{"locale", "dev-1", valid(map[string]any{"locale": "en US"}), map[string]string{"locale": "language tag"}},
+		{"platform android on APNs", "dev-1", valid(map[string]any{"platform": "android"}), map[string]string{"platform": `"ios" or empty for provider apns`}},
+		{"platform web on APNs", "dev-1", valid(map[string]any{"platform": "web"}), map[string]string{"platform": "for provider apns"}},
+		{"platform unknown", "dev-1", valid(map[string]any{"provider": "fcm", "token": fcmTok, "platform": "windows"}), map[string]string{"platform": `one of "ios", "android", "web", or empty`}},
 		{"timezone", "dev-1", valid(map[string]any{"timezone": "Mars/Olympus_Mons"}), map[string]string{"timezone": "IANA time zone"}},
 		{"timezone Local", "dev-1", valid(map[string]any{"timezone": "Local"}), map[string]string{"timezone": "IANA time zone"}},
 		{"client_id too long", "dev-1", valid(map[string]any{"client_id": strings.Repeat("c", installations.MaxClientIDLen+1)}), map[string]string{"client_id": "at most 256 bytes"}},
@@ -623,6 +627,55 @@ func TestPutInstallationBadInput(t *testing.T) {
 	if list := s.listInstallations("alice"); len(list) != 1 || list[0].Token != apnsTok || !list[0].Valid {
 		t.Errorf("alice's installation after bad updates: %+v", list)
 	}
+}
+
+// An FCM device says what it runs on, since the message differs; one that
+// does not is Android, and an APNs device is always iOS.
+func TestPutInstallationPlatform(t *testing.T) {
+	s := newServer(t)
+	for _, c := range []struct {
+		id, body string
+		want     installations.Platform
+	}{
+		{"browser", `{"client_id":"alice","provider":"fcm","platform":"web","token":"` + fcmTok + `-web"}`, installations.PlatformWeb},
+		{"firebase-ios", `{"client_id":"alice","provider":"fcm","platform":"ios","token":"` + fcmTok + `-ios"}`, installations.PlatformIOS},
+		{"pixel", `{"client_id":"alice","provider":"fcm","token":"` + fcmTok + `"}`, installations.PlatformAndroid},
+		{"iphone", `{"client_id":"alice","provider":"apns","token":"` + apnsTok + `"}`, installations.PlatformIOS},
+	} {
+		r := s.do("PUT", "/v1/installations/"+c.id, c.body)
+		r.want(t, 200)
+		var got installations.Installation
+		if err := json.Unmarshal(r.body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Platform != c.want {
+			t.Errorf("PUT %s answered platform %q, want %q", c.id, got.Platform, c.want)
+		}
+		if !strings.Contains(string(r.body), `"platform":"`+string(c.want)+`"`) {
+			t.Errorf("PUT %s answered %s, without its platform", c.id, r.body)
+		}
+	}
+	byID := make(map[string]installations.Platform)
+	for _, in := range s.listInstallations("alice") {
+		byID[in.ID] = in.Platform
+	}
+	want := map[string]installations.Platform{
+		"browser": installations.PlatformWeb, "firebase-ios": installations.PlatformIOS,
+		"pixel": installations.PlatformAndroid, "iphone": installations.PlatformIOS,
+	}
+	if !maps.Equal(byID, want) {
+		t.Errorf("GET platforms = %v, want %v", byID, want)
+	}
+
+	// The browser re-registers as what it now is.
+	s.do("PUT", "/v1/installations/browser", `{"client_id":"alice","provider":"fcm","platform":"android","token":"`+fcmTok+`-web"}`).want(t, 200)
+	for _, in := range s.listInstallations("alice") {
+		if in.ID == "browser" && in.Platform != installations.PlatformAndroid {
+			t.Errorf("browser after re-registering as android: %q", in.Platform)
+		}
+	}
+	hasFields(t, s.badRequest("PUT", "/v1/installations/iphone", `{"client_id":"alice","provider":"apns","platform":"android","token":"`+apnsTok+`"}`, http.StatusBadRequest),
+		map[string]string{"platform": `"ios" or empty for provider apns`})
 }
 
 // PUT names its app in the query, as every other route does, or in the

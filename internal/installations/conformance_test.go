@@ -1,6 +1,7 @@
 package installations_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,10 @@ var conformance = []storagetest.Case{
 	{Name: "TokenMovesToNewClient", Test: testTokenMoves},
 	{Name: "TokenRegisteredConcurrently", Test: testTokenConcurrent},
 	{Name: "InvalidWritesNothing", Test: testInvalidWritesNothing},
+	{Name: "PlatformDefaults", Test: testPlatformDefaults},
+	{Name: "PlatformRoundTrip", Test: testPlatformRoundTrip},
+	{Name: "PlatformRefused", Test: testPlatformRefused},
+	{Name: "PlatformReregistered", Test: testPlatformReregistered},
 	{Name: "ValidForClients10000", Test: testValidForClients},
 	{Name: "MarkInvalid", Test: testMarkInvalid},
 	{Name: "SetAPNsEnv", Test: testSetAPNsEnv},
@@ -291,29 +296,170 @@ func testInvalidWritesNothing(t *testing.T, db *storage.DB) {
 	}
 }
 
+// readBack returns the installation as each read path sees it: Get,
+// ListByClient and ValidForClients.
+func readBack(t *testing.T, s *installations.Store, in installations.Installation) []installations.Installation {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.Get(ctx, in.AppID, in.ID)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", in.ID, err)
+	}
+	out := []installations.Installation{got}
+	listed, err := s.ListByClient(ctx, in.AppID, in.ClientID)
+	if err != nil {
+		t.Fatalf("ListByClient(%s): %v", in.ClientID, err)
+	}
+	valid, err := s.ValidForClients(ctx, in.AppID, []string{in.ClientID})
+	if err != nil {
+		t.Fatalf("ValidForClients(%s): %v", in.ClientID, err)
+	}
+	for _, list := range [][]installations.Installation{listed, valid} {
+		i := slices.IndexFunc(list, func(x installations.Installation) bool { return x.ID == in.ID })
+		if i < 0 {
+			t.Fatalf("%s missing from %v", in.ID, ids(list))
+		}
+		out = append(out, list[i])
+	}
+	return out
+}
+
+// wantPlatform checks the platform Upsert returned and every read path
+// reads back.
+func wantPlatform(t *testing.T, s *installations.Store, got installations.Installation, want installations.Platform) {
+	t.Helper()
+	if got.Platform != want {
+		t.Errorf("%s: Upsert returned platform %q, want %q", got.ID, got.Platform, want)
+	}
+	for _, read := range readBack(t, s, got) {
+		if read != got {
+			t.Errorf("%s: read back %+v\nUpsert returned %+v", got.ID, read, got)
+		}
+	}
+}
+
+// A registration that names no platform gets its provider's: APNs reaches
+// only iOS, and FCM clients from before the field were Android apps.
+func testPlatformDefaults(t *testing.T, db *storage.DB) {
+	s := installations.NewStore(db)
+	wantPlatform(t, s, mustUpsert(t, s, apns("iphone", "alice", 1)), installations.PlatformIOS)
+	wantPlatform(t, s, mustUpsert(t, s, fcm("pixel", "alice", 1)), installations.PlatformAndroid)
+}
+
+func testPlatformRoundTrip(t *testing.T, db *storage.DB) {
+	s := installations.NewStore(db)
+	for _, c := range []struct {
+		in       installations.Installation
+		platform installations.Platform
+	}{
+		{fcm("browser", "alice", 1), installations.PlatformWeb},
+		{fcm("firebase-ios", "alice", 2), installations.PlatformIOS},
+		{fcm("pixel", "bob", 3), installations.PlatformAndroid},
+		{apns("iphone", "bob", 4), installations.PlatformIOS},
+	} {
+		c.in.Platform = c.platform
+		wantPlatform(t, s, mustUpsert(t, s, c.in), c.platform)
+	}
+}
+
+func testPlatformRefused(t *testing.T, db *storage.DB) {
+	ctx := context.Background()
+	s := installations.NewStore(db)
+	const (
+		apnsRule  = `"ios" or empty for provider apns`
+		knownRule = `one of "ios", "android", "web", or empty`
+	)
+	for _, c := range []struct {
+		in       installations.Installation
+		platform installations.Platform
+		rule     string
+	}{
+		{apns("iphone", "alice", 1), installations.PlatformAndroid, apnsRule},
+		{apns("iphone", "alice", 1), installations.PlatformWeb, apnsRule},
+		{apns("iphone", "alice", 1), "windows", knownRule},
+		{fcm("pixel", "alice", 1), "windows", knownRule},
+		{fcm("pixel", "alice", 1), "Android", knownRule},
+	} {
+		in := c.in
+		in.Platform = c.platform
+		_, err := s.Upsert(ctx, in)
+		var fe *installations.FieldErrors
+		if !errors.As(err, &fe) {
+			t.Fatalf("Upsert(%s %s) = %v, want *FieldErrors", in.Provider, in.Platform, err)
+		}
+		want := []installations.FieldError{{Field: "platform", Rule: c.rule}}
+		if !slices.Equal(fe.Fields, want) {
+			t.Errorf("Upsert(%s %s) fields = %+v, want %+v", in.Provider, in.Platform, fe.Fields, want)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM installations").Scan(&n); err != nil || n != 0 {
+		t.Errorf("rows after refused platforms: %d, %v", n, err)
+	}
+
+	// Nor does a refused re-registration touch the stored device.
+	before := mustUpsert(t, s, apns("iphone", "alice", 1))
+	bad := apns("iphone", "alice", 2)
+	bad.Platform = installations.PlatformAndroid
+	if _, err := s.Upsert(ctx, bad); err == nil {
+		t.Fatal("Upsert(apns android) succeeded")
+	}
+	if got, err := s.Get(ctx, "default", "iphone"); err != nil || got != before {
+		t.Errorf("after a refused re-registration: %+v, %v; want %+v", got, err, before)
+	}
+}
+
+// The device states its platform at each registration, and the latest
+// stands; one that states none gets its provider's default again.
+func testPlatformReregistered(t *testing.T, db *storage.DB) {
+	s := installations.NewStore(db)
+	in := fcm("dev", "alice", 1)
+	wantPlatform(t, s, mustUpsert(t, s, in), installations.PlatformAndroid)
+
+	in.Platform = installations.PlatformWeb
+	wantPlatform(t, s, mustUpsert(t, s, in), installations.PlatformWeb)
+
+	in.Platform = installations.PlatformIOS
+	in.Token = fcm("", "", 2).Token
+	wantPlatform(t, s, mustUpsert(t, s, in), installations.PlatformIOS)
+
+	in.Platform = ""
+	wantPlatform(t, s, mustUpsert(t, s, in), installations.PlatformAndroid)
+
+	// Switching provider takes the new provider's platform.
+	in.Platform = installations.PlatformWeb
+	wantPlatform(t, s, mustUpsert(t, s, in), installations.PlatformWeb)
+	wantPlatform(t, s, mustUpsert(t, s, apns("dev", "alice", 3)), installations.PlatformIOS)
+	in = fcm("dev", "alice", 4)
+	wantPlatform(t, s, mustUpsert(t, s, in), installations.PlatformAndroid)
+}
+
 // seed inserts many installations in one statement, much faster than
 // Upsert one at a time.
 func seed(t testing.TB, db *storage.DB, rows []installations.Installation) {
 	t.Helper()
 	type row struct {
-		I, A, C, P, T, E string
-		V                bool
+		I, A, C, P, L, T, E string
+		V                   bool
 	}
 	list := make([]row, len(rows))
 	for i, in := range rows {
-		list[i] = row{in.ID, in.AppID, in.ClientID, string(in.Provider), in.Token, in.APNsEnv, in.Valid}
+		if in.Platform == "" {
+			in.Platform = installations.DefaultPlatform(in.Provider)
+		}
+		list[i] = row{in.ID, in.AppID, in.ClientID, string(in.Provider), string(in.Platform), in.Token, in.APNsEnv, in.Valid}
 	}
 	b, err := json.Marshal(list)
 	if err != nil {
 		t.Fatal(err)
 	}
-	query := `INSERT INTO installations (installation_id, app_id, client_id, provider, token, apns_env, valid, created_at, updated_at)
-		SELECT value ->> 'I', value ->> 'A', value ->> 'C', value ->> 'P', value ->> 'T', value ->> 'E', value ->> 'V', ?, ?
+	query := `INSERT INTO installations (installation_id, app_id, client_id, provider, platform, token, apns_env, valid, created_at, updated_at)
+		SELECT value ->> 'I', value ->> 'A', value ->> 'C', value ->> 'P', value ->> 'L', value ->> 'T', value ->> 'E', value ->> 'V', ?, ?
 		FROM json_each(?)`
 	if db.Dialect() == storage.Postgres {
-		query = `INSERT INTO installations (installation_id, app_id, client_id, provider, token, apns_env, valid, created_at, updated_at)
-			SELECT r."I", r."A", r."C", r."P", r."T", r."E", r."V", $1, $2
-			FROM jsonb_to_recordset($3::jsonb) AS r("I" text, "A" text, "C" text, "P" text, "T" text, "E" text, "V" boolean)`
+		query = `INSERT INTO installations (installation_id, app_id, client_id, provider, platform, token, apns_env, valid, created_at, updated_at)
+			SELECT r."I", r."A", r."C", r."P", r."L", r."T", r."E", r."V", $1, $2
+			FROM jsonb_to_recordset($3::jsonb) AS r("I" text, "A" text, "C" text, "P" text, "L" text, "T" text, "E" text, "V" boolean)`
 	}
 	now := db.Time(time.Now())
 	if _, err := db.ExecContext(context.Background(), query, now, now, string(b)); err != nil {
@@ -321,15 +467,20 @@ func seed(t testing.TB, db *storage.DB, rows []installations.Installation) {
 	}
 }
 
-// population is n clients: every even one has an FCM device, every tenth
-// also an APNs device, invalid for every twentieth. It returns the rows and
+// population is n clients: every even one has an FCM device (a web
+// browser for every fourth, else Android), every tenth also an APNs device,
+// invalid for every twentieth. It returns the rows and
 // the ids ValidForClients must return for all n clients.
 func population(n int) (rows []installations.Installation, want []string) {
 	for i := range n {
 		client := fmt.Sprintf("c%05d", i)
 		if i%2 == 0 {
+			platform := installations.PlatformAndroid
+			if i%4 == 0 {
+				platform = installations.PlatformWeb
+			}
 			rows = append(rows, installations.Installation{ID: client + "-a", AppID: "default", ClientID: client,
-				Provider: installations.FCM, Token: "fcm-" + client, Valid: true})
+				Provider: installations.FCM, Platform: platform, Token: "fcm-" + client, Valid: true})
 			want = append(want, client+"-a")
 		}
 		if i%10 == 0 {
@@ -365,6 +516,10 @@ func testValidForClients(t *testing.T, db *storage.DB) {
 	const n = 10_000
 	rows, want := population(n)
 	seed(t, db, rows)
+	platforms := make(map[string]installations.Platform)
+	for _, in := range rows {
+		platforms[in.ID] = cmp.Or(in.Platform, installations.DefaultPlatform(in.Provider))
+	}
 
 	got, err := s.ValidForClients(ctx, "default", clientIDs(n))
 	if err != nil {
@@ -379,6 +534,9 @@ func testValidForClients(t *testing.T, db *storage.DB) {
 	for _, in := range got {
 		if !in.Valid || in.AppID != "default" || !strings.HasPrefix(in.ID, in.ClientID) {
 			t.Fatalf("unexpected row %+v", in)
+		}
+		if in.Platform != platforms[in.ID] {
+			t.Fatalf("%s: platform %q, want %q", in.ID, in.Platform, platforms[in.ID])
 		}
 	}
 	// Ordered by client, then installation.

@@ -21,6 +21,29 @@ const (
 	FCM  Provider = "fcm"
 )
 
+// Platform is what an installation runs on, which decides the shape of its FCM message.
+type Platform string
+
+const (
+	PlatformIOS     Platform = "ios"
+	PlatformAndroid Platform = "android"
+	PlatformWeb     Platform = "web"
+)
+
+// DefaultPlatform is the platform an installation of provider p is stored
+// with when it names none: APNs reaches only Apple devices, and FCM
+// registrations predate the field and came from Android apps. Empty for an
+// unknown provider.
+func DefaultPlatform(p Provider) Platform {
+	switch p {
+	case APNs:
+		return PlatformIOS
+	case FCM:
+		return PlatformAndroid
+	}
+	return ""
+}
+
 // APNs environments: which gateway a device's token belongs to.
 const (
 	Production  = "production"
@@ -33,6 +56,9 @@ type Installation struct {
 	AppID    string   `json:"app_id"`
 	ClientID string   `json:"client_id"`
 	Provider Provider `json:"provider"`
+	// Platform is empty only before Upsert, which stores the provider's
+	// default (see DefaultPlatform); every stored installation has one.
+	Platform Platform `json:"platform"`
 	Token    string   `json:"token"`
 	// APNsEnv is production or development for APNs devices, from the
 	// app's aps-environment; empty means production until a push proves
@@ -108,6 +134,14 @@ func (in Installation) Validate() error {
 		if in.Token == "" {
 			fe.Add("token", "required")
 		}
+	}
+
+	switch {
+	case in.Platform == "":
+	case in.Platform != PlatformIOS && in.Platform != PlatformAndroid && in.Platform != PlatformWeb:
+		fe.Add("platform", `one of "ios", "android", "web", or empty`)
+	case in.Provider == APNs && in.Platform != PlatformIOS:
+		fe.Add("platform", `"ios" or empty for provider apns`)
 	}
 
 	switch {
@@ -210,10 +244,14 @@ func validTimezone(name string) bool {
 }
 
 // normalize puts in the form it is stored in: APNs tokens in lower-case
-// hex, so that one device registered twice in different cases is one row.
+// hex, so that one device registered twice in different cases is one row,
+// and the provider's default platform in place of none.
 func normalize(in Installation) Installation {
 	if in.Provider == APNs {
 		in.Token = strings.ToLower(in.Token)
+	}
+	if in.Platform == "" {
+		in.Platform = DefaultPlatform(in.Provider)
 	}
 	return in
 }

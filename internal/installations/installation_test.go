@@ -55,6 +55,25 @@ func TestValidate(t *testing.T) {
 		{"fcm with apns fields", func(in *Installation) { in.Provider, in.Token = FCM, "tok" }, []string{"apns_env", "apns_topic"}},
 		{"unknown provider", func(in *Installation) { in.Provider = "wns"; in.APNsEnv, in.APNsTopic = "", "" }, []string{"provider"}},
 		{"bad env", func(in *Installation) { in.APNsEnv = "sandbox" }, []string{"apns_env"}},
+		{"apns ios", func(in *Installation) { in.Platform = PlatformIOS }, nil},
+		{"apns android", func(in *Installation) { in.Platform = PlatformAndroid }, []string{"platform"}},
+		{"apns web", func(in *Installation) { in.Platform = PlatformWeb }, []string{"platform"}},
+		{"fcm android", func(in *Installation) {
+			in.Provider, in.APNsEnv, in.APNsTopic, in.Token, in.Platform = FCM, "", "", "tok", PlatformAndroid
+		}, nil},
+		{"fcm ios", func(in *Installation) {
+			in.Provider, in.APNsEnv, in.APNsTopic, in.Token, in.Platform = FCM, "", "", "tok", PlatformIOS
+		}, nil},
+		{"fcm web", func(in *Installation) {
+			in.Provider, in.APNsEnv, in.APNsTopic, in.Token, in.Platform = FCM, "", "", "tok", PlatformWeb
+		}, nil},
+		{"fcm unknown platform", func(in *Installation) {
+			in.Provider, in.APNsEnv, in.APNsTopic, in.Token, in.Platform = FCM, "", "", "tok", "windows"
+		}, []string{"platform"}},
+		{"platform is case-sensitive", func(in *Installation) { in.Platform = "iOS" }, []string{"platform"}},
+		{"unknown provider, known platform", func(in *Installation) {
+			in.Provider, in.APNsEnv, in.APNsTopic, in.Platform = "wns", "", "", PlatformWeb
+		}, []string{"provider"}},
 		{"id chars", func(in *Installation) { in.ID = "a/b" }, []string{"installation_id"}},
 		{"id too long", func(in *Installation) { in.ID = strings.Repeat("a", 129) }, []string{"installation_id"}},
 		{"client too long", func(in *Installation) { in.ClientID = strings.Repeat("a", 257) }, []string{"client_id"}},
@@ -95,6 +114,28 @@ func TestFieldErrorsJSON(t *testing.T) {
 	}
 	if msg := err.Error(); msg != "invalid installation: installation_id: required; app_id: required; client_id: required" {
 		t.Errorf("Error() = %q", msg)
+	}
+}
+
+func TestPlatformRules(t *testing.T) {
+	in := valid()
+	in.Platform = PlatformAndroid
+	const want = `invalid installation: platform: "ios" or empty for provider apns`
+	if err := in.Validate(); err == nil || err.Error() != want {
+		t.Errorf("apns+android: Validate() = %v, want %q", err, want)
+	}
+	in.Provider, in.APNsEnv, in.APNsTopic, in.Platform = FCM, "", "", "tv"
+	const wantFCM = `invalid installation: platform: one of "ios", "android", "web", or empty`
+	if err := in.Validate(); err == nil || err.Error() != wantFCM {
+		t.Errorf("fcm+tv: Validate() = %v, want %q", err, wantFCM)
+	}
+	for p, want := range map[Provider]Platform{APNs: PlatformIOS, FCM: PlatformAndroid, "wns": ""} {
+		if got := normalize(Installation{Provider: p}).Platform; got != want {
+			t.Errorf("normalize(%s).Platform = %q, want %q", p, got, want)
+		}
+	}
+	if got := normalize(Installation{Provider: FCM, Platform: PlatformWeb}).Platform; got != PlatformWeb {
+		t.Errorf("normalize kept fcm web as %q", got)
 	}
 }
 

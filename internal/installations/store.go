@@ -29,7 +29,7 @@ type queries struct {
 	markInvalid, setAPNsEnv, incrementBadges, resetBadge                    string
 }
 
-const columns = `installation_id, app_id, client_id, provider, token, apns_env, apns_topic, locale, timezone,
+const columns = `installation_id, app_id, client_id, provider, platform, token, apns_env, apns_topic, locale, timezone,
 	badge, valid, invalid_reason, invalid_at, created_at, updated_at`
 
 // NewStore returns a store over db, which must be migrated.
@@ -49,10 +49,11 @@ func NewStore(db *storage.DB) *Store {
 		// environment a push proved for the same token, so re-registering
 		// at each launch does not undo the correction.
 		upsert: r(`INSERT INTO installations (` + columns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, TRUE, '', NULL, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, TRUE, '', NULL, ?, ?)
 			ON CONFLICT (app_id, installation_id) DO UPDATE SET
 				client_id = excluded.client_id,
 				provider = excluded.provider,
+				platform = excluded.platform,
 				token = excluded.token,
 				apns_env = CASE
 					WHEN excluded.apns_env = '' AND installations.provider = excluded.provider AND installations.token = excluded.token
@@ -106,7 +107,9 @@ func NewStore(db *storage.DB) *Store {
 // presents a token was just handed it by the operating system, so it is
 // live; if it is dead after all, the next push marks it again. The badge is
 // kept while the token and client stay the same and starts at 0 otherwise;
-// in.Badge is ignored.
+// in.Badge is ignored. The platform is the one this registration names, or
+// its provider's default: unlike apns_env, which only a push can prove, the
+// app knows what it runs on every time it registers.
 func (s *Store) Upsert(ctx context.Context, in Installation) (Installation, error) {
 	if err := in.Validate(); err != nil {
 		return Installation{}, err
@@ -124,7 +127,7 @@ func (s *Store) Upsert(ctx context.Context, in Installation) (Installation, erro
 			return err
 		}
 		row := tx.QueryRowContext(ctx, s.q.upsert,
-			in.ID, in.AppID, in.ClientID, in.Provider, in.Token, in.APNsEnv, in.APNsTopic, in.Locale, in.Timezone, now, now)
+			in.ID, in.AppID, in.ClientID, in.Provider, in.Platform, in.Token, in.APNsEnv, in.APNsTopic, in.Locale, in.Timezone, now, now)
 		var err error
 		out, err = scan(row)
 		return err
@@ -301,7 +304,7 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scan(row scanner) (Installation, error) {
 	var in Installation
-	err := row.Scan(&in.ID, &in.AppID, &in.ClientID, &in.Provider, &in.Token, &in.APNsEnv, &in.APNsTopic, &in.Locale, &in.Timezone,
+	err := row.Scan(&in.ID, &in.AppID, &in.ClientID, &in.Provider, &in.Platform, &in.Token, &in.APNsEnv, &in.APNsTopic, &in.Locale, &in.Timezone,
 		&in.Badge, &in.Valid, &in.InvalidReason, storage.ScanTime(&in.InvalidAt), storage.ScanTime(&in.CreatedAt), storage.ScanTime(&in.UpdatedAt))
 	return in, err
 }

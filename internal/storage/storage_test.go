@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -243,4 +244,94 @@ func TestTxRollsBack(t *testing.T) {
 			t.Errorf("after rollback: %d rows, %v", n, err)
 		}
 	})
+}
+
+// Installations registered before 002 get the platform their provider
+// implies, and from then on the database refuses an APNs device that is not
+// iOS, whichever code writes it.
+func TestMigrateInstallationPlatform(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open storagetest.Opener
+	}{
+		{"sqlite", storagetest.EmptySQLite},
+		{"postgres", storagetest.EmptyPostgres},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := tc.open(t)
+			if err := db.MigrateTo(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := db.Version(ctx); err != nil || v != 1 {
+				t.Fatalf("Version = %d, %v; want 1", v, err)
+			}
+			now := db.Time(time.Now())
+			insert := "INSERT INTO installations (app_id, installation_id, client_id, provider, token, apns_env, valid, badge, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+			storagetest.Exec(t, db, insert, "default", "iphone", "alice", "apns", "aa", "development", true, 3, now, now)
+			storagetest.Exec(t, db, insert, "default", "pixel", "alice", "fcm", "f1", "", false, 0, now, now)
+			storagetest.Exec(t, db, insert, "chat", "iphone", "bob", "apns", "bb", "", true, 0, now, now)
+
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			type row struct {
+				app, id, platform, env string
+				valid                  bool
+				badge                  int
+			}
+			rows, err := db.QueryContext(ctx, "SELECT app_id, installation_id, platform, apns_env, valid, badge FROM installations ORDER BY app_id, installation_id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got []row
+			for rows.Next() {
+				var r row
+				if err := rows.Scan(&r.app, &r.id, &r.platform, &r.env, &r.valid, &r.badge); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, r)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			want := []row{
+				{"chat", "iphone", "ios", "", true, 0},
+				{"default", "iphone", "ios", "development", true, 3},
+				{"default", "pixel", "android", "", false, 0},
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("after 002:\n%+v\nwant\n%+v", got, want)
+			}
+
+			// An FCM row that names no platform is android; an APNs row
+			// that names none, or another than ios, is refused.
+			storagetest.Exec(t, db, insert, "default", "pixel-2", "carol", "fcm", "f2", "", true, 0, now, now)
+			var platform string
+			if err := db.QueryRowContext(ctx, "SELECT platform FROM installations WHERE installation_id = 'pixel-2'").Scan(&platform); err != nil || platform != "android" {
+				t.Errorf("FCM row without a platform: %q, %v; want android", platform, err)
+			}
+			withPlatform := "INSERT INTO installations (app_id, installation_id, client_id, provider, platform, token, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+			for _, bad := range []struct {
+				query string
+				args  []any
+			}{
+				{insert, []any{"default", "ipad", "carol", "apns", "cc", "", true, 0, now, now}},
+				{withPlatform, []any{"default", "ipad", "carol", "apns", "android", "cc", now, now}},
+				{withPlatform, []any{"default", "ipad", "carol", "fcm", "windows", "cc", now, now}},
+			} {
+				if _, err := db.ExecContext(ctx, db.Rebind(bad.query), bad.args...); err == nil {
+					t.Errorf("insert %v succeeded", bad.args)
+				}
+			}
+			// The dispatcher's index survives.
+			if tc.name == "sqlite" {
+				var n int
+				if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'installations_valid_by_client'").Scan(&n); err != nil || n != 1 {
+					t.Errorf("installations_valid_by_client: %d, %v", n, err)
+				}
+			}
+		})
+	}
 }
