@@ -60,7 +60,7 @@ const (
 )
 
 // Content is a push's content. Fields left empty fall back to the app's
-// default content; IOS and Android override per platform.
+// default content; IOS, Android and Web override per platform.
 type Content struct {
 	Alert    string `json:"alert,omitempty"`
 	Title    string `json:"title,omitempty"`
@@ -71,36 +71,55 @@ type Content struct {
 	ThreadID string `json:"thread_id,omitempty"`
 	// Data holds custom keys: outside "aps" on APNs, string values in FCM's
 	// data.
-	Data    map[string]any   `json:"data,omitempty"`
-	IOS     *PlatformContent `json:"ios,omitempty"`
-	Android *PlatformContent `json:"android,omitempty"`
+	Data map[string]any `json:"data,omitempty"`
+	// Collapse makes a conversation's notifications replace one another:
+	// a device shows only the newest, and one that was offline gets only
+	// the newest (apns-collapse-id, FCM collapse_key and notification
+	// tag, all the conversation id). Without it each message shows; a
+	// duplicate of one message still replaces itself.
+	Collapse bool             `json:"collapse,omitempty"`
+	IOS      *PlatformContent `json:"ios,omitempty"`
+	Android  *PlatformContent `json:"android,omitempty"`
+	// Web is for browsers reached through FCM (installations with
+	// platform "web").
+	Web *PlatformContent `json:"web,omitempty"`
 }
 
 // PlatformContent overrides Content for one platform.
 type PlatformContent struct {
-	Alert          string         `json:"alert,omitempty"`
-	Title          string         `json:"title,omitempty"`
-	Body           string         `json:"body,omitempty"`
-	Badge          *Badge         `json:"badge,omitempty"`
-	Sound          string         `json:"sound,omitempty"`
-	Category       string         `json:"category,omitempty"`
-	ThreadID       string         `json:"thread_id,omitempty"`
-	MutableContent bool           `json:"mutable_content,omitempty"`
-	ChannelID      string         `json:"channel_id,omitempty"`
-	Data           map[string]any `json:"data,omitempty"`
+	Alert          string `json:"alert,omitempty"`
+	Title          string `json:"title,omitempty"`
+	Body           string `json:"body,omitempty"`
+	Badge          *Badge `json:"badge,omitempty"`
+	Sound          string `json:"sound,omitempty"`
+	Category       string `json:"category,omitempty"`
+	ThreadID       string `json:"thread_id,omitempty"`
+	MutableContent bool   `json:"mutable_content,omitempty"`
+	// ChannelID is the Android notification channel (Android only).
+	ChannelID string         `json:"channel_id,omitempty"`
+	Data      map[string]any `json:"data,omitempty"`
 
-	// The fields below are iOS only: Validate refuses them in an android
-	// block.
-
-	// PushType is the APNs push type; empty is PushTypeAlert.
-	PushType PushType `json:"push_type,omitempty"`
-	// LocKey and LocArgs make the alert body localized on the device:
-	// aps.alert loc-key and loc-args. TitleLocKey and TitleLocArgs do the
-	// same for the title. Args need their key.
+	// LocKey and LocArgs make the body localized on the device, from the
+	// app's strings (iOS: aps.alert loc-key and loc-args; Android:
+	// body_loc_key and body_loc_args). TitleLocKey and TitleLocArgs do
+	// the same for the title. Args need their key. Not for web.
 	LocKey       string   `json:"loc_key,omitempty"`
 	LocArgs      []string `json:"loc_args,omitempty"`
 	TitleLocKey  string   `json:"title_loc_key,omitempty"`
 	TitleLocArgs []string `json:"title_loc_args,omitempty"`
+
+	// ClickAction is what a tap opens (Android and web): on Android the
+	// intent action of the activity to start; on the web an https URL.
+	ClickAction string `json:"click_action,omitempty"`
+	// Icon is the notification's small icon (Android and web): a drawable
+	// resource name on Android, an image URL on the web.
+	Icon string `json:"icon,omitempty"`
+
+	// The fields below are iOS only: Validate refuses them in the android
+	// and web blocks.
+
+	// PushType is the APNs push type; empty is PushTypeAlert.
+	PushType PushType `json:"push_type,omitempty"`
 	// LiveActivity is the Live Activity update of a push_type
 	// "liveactivity" push, and only of one.
 	LiveActivity *LiveActivity `json:"live_activity,omitempty"`

@@ -298,10 +298,47 @@ func TestValidate(t *testing.T) {
 		}, want: []string{"push.ios.title_loc_args[1]"}, rule: "at most 4096 bytes"},
 		{name: "android iOS-only fields", mutate: func(j *pushjob.Job) {
 			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{
-				PushType: pushjob.PushTypeVoIP, LocKey: "K", LocArgs: []string{"a"}, TitleLocKey: "T", TitleLocArgs: []string{"b"},
+				PushType: pushjob.PushTypeVoIP, Category: "MSG", ThreadID: "t", MutableContent: true,
+				LiveActivity: &pushjob.LiveActivity{Event: pushjob.LiveActivityEnd},
 			}}
-		}, want: []string{"push.android.push_type", "push.android.loc_key", "push.android.loc_args", "push.android.title_loc_key", "push.android.title_loc_args"},
-			rule: "iOS only"},
+		}, want: []string{"push.android.category", "push.android.thread_id", "push.android.mutable_content", "push.android.push_type", "push.android.live_activity"},
+			rule: "not for this platform: iOS only"},
+		{name: "android localized and click action", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{
+				LocKey: "new_message", LocArgs: []string{"Ada"}, TitleLocKey: "chat_title", TitleLocArgs: []string{"Team"},
+				ClickAction: "im.chat.OPEN_CONVERSATION", Icon: "ic_stat_chat", ChannelID: "messages",
+			}}
+		}},
+		{name: "android loc_args without key", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{LocArgs: []string{"Ada"}}}
+		}, want: []string{"push.android.loc_args"}, rule: "needs loc_key"},
+		{name: "ios Android and web fields", mutate: func(j *pushjob.Job) {
+			j.Push = iosBlock(pushjob.PlatformContent{ClickAction: "OPEN", Icon: "ic", ChannelID: "messages"})
+		}, want: []string{"push.ios.channel_id", "push.ios.click_action", "push.ios.icon"}, rule: "not for this platform"},
+		{name: "web", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Web: &pushjob.PlatformContent{
+				Title: "Ada", Body: "hi", ClickAction: "https://chat.example.com/c/1", Icon: "https://chat.example.com/icon.png",
+				Data: map[string]any{"k": 1},
+			}}
+		}},
+		{name: "web fields it has no use for", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Web: &pushjob.PlatformContent{
+				Badge: &pushjob.Badge{Value: 1}, Sound: "ding", ChannelID: "c", LocKey: "K", PushType: pushjob.PushTypeAlert,
+			}}
+		}, want: []string{"push.web.badge", "push.web.sound", "push.web.channel_id", "push.web.loc_key", "push.web.push_type"},
+			rule: "not for this platform"},
+		{name: "web click_action not https", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Web: &pushjob.PlatformContent{ClickAction: "http://chat.example.com/c/1"}}
+		}, want: []string{"push.web.click_action"}, rule: "an absolute https URL"},
+		{name: "web click_action relative", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Web: &pushjob.PlatformContent{ClickAction: "/c/1"}}
+		}, want: []string{"push.web.click_action"}, rule: "an absolute https URL"},
+		{name: "web reserved data key", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Web: &pushjob.PlatformContent{Data: map[string]any{"from": "x"}}}
+		}, want: []string{"push.web.data"}, rule: "reserved by FCM"},
+		{name: "icon too long", mutate: func(j *pushjob.Job) {
+			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{Icon: long(2049)}}
+		}, want: []string{"push.android.icon"}, rule: "at most 2048 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

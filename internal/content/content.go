@@ -56,6 +56,11 @@ type Platform struct {
 	MutableContent bool
 	// ChannelID is the Android notification channel.
 	ChannelID string
+	// ClickAction is what a tap opens: an Android intent action, or a
+	// web notification's https link.
+	ClickAction string
+	// Icon is the small icon: an Android drawable name, or a web image URL.
+	Icon string
 	// PushType is the APNs push type (iOS only); empty is alert. A
 	// Platform of a silent type (background, location, pushtotalk,
 	// widgets, controls, fileprovider) carries no alert, sound, category,
@@ -78,9 +83,10 @@ type Platform struct {
 	Data map[string]any
 }
 
-// Resolved is a job's content for each provider shape.
+// Resolved is a job's content for each platform: iOS (through APNs, or
+// FCM's apns block), Android and web (FCM).
 type Resolved struct {
-	IOS, Android Platform
+	IOS, Android, Web Platform
 }
 
 // Resolve applies a job's content to an app's defaults, field by field: a
@@ -107,21 +113,26 @@ func Resolve(d Defaults, j pushjob.Job) Resolved {
 		})
 	}
 
-	r := Resolved{IOS: base, Android: base}
+	r := Resolved{IOS: base, Android: base, Web: base}
 	// Each platform gets its own top-level data map and badge, so a caller
 	// changing one does not change the other.
 	r.IOS.Data = maps.Clone(base.Data)
 	r.Android.Data = maps.Clone(base.Data)
+	r.Web.Data = maps.Clone(base.Data)
 	if base.Badge != nil {
 		b := *base.Badge
 		r.Android.Badge = &b
 	}
+	// A browser shows no badge number, plays no chosen sound and has no
+	// category or thread: the web keeps text, data, icon and link.
+	r.Web.Badge, r.Web.Sound, r.Web.Category, r.Web.ThreadID = nil, "", "", ""
 	if c := j.Push; c != nil {
 		r.IOS.applyPlatform(c.IOS)
 		r.Android.applyPlatform(c.Android)
+		r.Web.applyPlatform(c.Web)
 	}
-	for _, p := range []*Platform{&r.IOS, &r.Android} {
-		if p.ThreadID == "" {
+	for _, p := range []*Platform{&r.IOS, &r.Android, &r.Web} {
+		if p.ThreadID == "" && p != &r.Web {
 			p.ThreadID = j.ConversationID
 		}
 		if p.Title == "" && p.Body == "" {
@@ -170,13 +181,13 @@ func cloneLiveActivity(la *pushjob.LiveActivity) *pushjob.LiveActivity {
 // platform blocks.
 type layer struct {
 	alert, title, body, sound, category, threadID, channelID string
+	clickAction, icon                                        string
 	badge                                                    *pushjob.Badge
 	mutableContent                                           bool
 	data                                                     map[string]any
-	// iOS only.
-	pushType              pushjob.PushType
-	locKey, titleLocKey   string
-	locArgs, titleLocArgs []string
+	pushType                                                 pushjob.PushType
+	locKey, titleLocKey                                      string
+	locArgs, titleLocArgs                                    []string
 }
 
 func (p *Platform) apply(l layer) {
@@ -192,6 +203,8 @@ func (p *Platform) apply(l layer) {
 	set(&p.Category, l.category)
 	set(&p.ThreadID, l.threadID)
 	set(&p.ChannelID, l.channelID)
+	set(&p.ClickAction, l.clickAction)
+	set(&p.Icon, l.icon)
 	if l.badge != nil {
 		b := *l.badge
 		p.Badge = &b
@@ -225,7 +238,7 @@ func (p *Platform) applyPlatform(c *pushjob.PlatformContent) {
 	p.apply(layer{
 		alert: c.Alert, title: c.Title, body: c.Body, sound: c.Sound,
 		category: c.Category, threadID: c.ThreadID, channelID: c.ChannelID,
-		badge: c.Badge, mutableContent: c.MutableContent, data: c.Data,
+		clickAction: c.ClickAction, icon: c.Icon, badge: c.Badge, mutableContent: c.MutableContent, data: c.Data,
 		pushType: c.PushType, locKey: c.LocKey, locArgs: c.LocArgs,
 		titleLocKey: c.TitleLocKey, titleLocArgs: c.TitleLocArgs,
 	})

@@ -2,8 +2,11 @@ package content
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,110 +15,297 @@ import (
 	"github.com/pushd/pushd/pushjob"
 )
 
-// DataConversationID is the FCM data key that carries the conversation id,
-// for the app to open the right chat, and to group a chat's notifications
-// itself if it wants: pushd tags each notification with its message id.
+// DataConversationID is the FCM data key that carries the conversation id
+// to Android and web apps, for the app to open the right chat, and to
+// group a chat's notifications itself if it wants.
 const DataConversationID = "conversation_id"
 
-// FCMTemplate is one job's FCM message for one platform shape, built once;
-// Message copies it for each device. A template is safe for concurrent use.
+// FCMTemplate is one job's FCM message for one platform (Android, iOS or
+// web), built once; Message copies it for each device. A template is safe
+// for concurrent use.
 type FCMTemplate struct {
-	msg     messaging.Message
-	android messaging.AndroidConfig
+	msg messaging.Message
+
+	// Android.
+	android *messaging.AndroidConfig
 	notif   messaging.AndroidNotification
 	ttl     *time.Duration
 	hasNote bool
+
+	// iOS: the apns block's headers, its aps without the badge, and its
+	// custom keys, all encoded once and shared by every device's message.
+	apns    *messaging.APNSConfig
+	aps     messaging.Aps
+	custom  map[string]any
+	noBadge bool
 }
 
-// NewFCMTemplate builds p's FCM message for job j as of now, which the TTL
-// counts from.
+// NewFCMTemplate builds p's Android message for job j as of now, which the
+// TTL counts from.
 //
-// The message is a notification with p's title and body (or a data-only
-// message when both are empty), and data: p's custom data with every value
-// a string, as FCM requires: strings as they are, anything else (numbers,
-// booleans, null, nested objects and arrays) as its JSON text, and
-// DataConversationID set to the conversation id. Keys FCM reserves ("from",
-// "message_type", and any starting with "google" or "gcm") are dropped,
-// since one would make FCM refuse the whole message; pushjob.Validate
-// refuses them in jobs, but app defaults may still hold one.
+// The message is a notification with p's title and body, or localized
+// title and body keys (or a data-only message when it has none of them),
+// and data: p's custom data as FCM's string values (see fcmData) with
+// DataConversationID set to the conversation id.
 //
-// For Android: priority "high" for high and normal jobs, "normal" for low
-// ones (FCM's normal priority waits for the device to wake, which suits
-// digest-like traffic); a TTL up to the job's Expiry, as APNs gets it as
-// expiration (none when the job has none: FCM keeps it four weeks); p's
-// channel and sound; and the message id as notification tag, so that a
-// duplicate of one message (a retry after a crash between FCM's answer and
-// its record) replaces the first notification rather than stacking, while
-// different messages of one chat each show.
+// The android block: priority "high" for high and normal jobs, "normal"
+// for low ones (FCM's normal priority waits for the device to wake, which
+// suits digest-like traffic); a TTL up to the job's Expiry, as APNs gets
+// it as expiration (none when the job has none: FCM keeps it four weeks);
+// p's channel, sound, icon, click action and localization keys; and a
+// notification tag (see notificationTag).
 //
-// There is no collapse key: every message is non-collapsible. FCM keeps at
-// most four collapse keys per offline device, so keying by conversation
-// would lose whole chats for a phone offline in five, and a collapsed
-// message replaces its chat's earlier one; non-collapsible messages are
-// kept, up to 100 per offline device, and delivered when it returns.
+// A job that collapses also gets the conversation id as collapse key, so
+// that FCM keeps only a chat's newest message for an offline device.
+// Others have none: every message is non-collapsible. FCM keeps at most
+// four collapse keys per offline device, so keying by conversation would
+// lose whole chats for a phone offline in five; non-collapsible messages
+// are kept, up to 100 per offline device, and delivered when it returns.
 func NewFCMTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
-	t := &FCMTemplate{}
-	body := p.Body
-	if body == "" && p.Title == "" {
-		body = p.Alert
-	}
+	t := &FCMTemplate{android: &messaging.AndroidConfig{Priority: fcmPriority(j)}}
 	t.msg.Data = fcmData(p.Data, j.ConversationID)
-
-	t.android.Priority = "high"
-	if j.Priority == pushjob.PriorityLow {
-		t.android.Priority = "normal"
-	}
-	if exp := j.Expiry(); !exp.IsZero() {
-		// FCM counts TTL in seconds; a job already past its expiry gets 0,
-		// "now or never", though the dispatcher should have dropped it.
-		ttl := max(exp.Sub(now).Truncate(time.Second), 0)
+	if ttl, ok := fcmTTL(j, now); ok {
 		t.ttl = &ttl
 	}
+	if collapses(j) {
+		t.android.CollapseKey = j.ConversationID
+	}
+	body := fcmBody(p)
 	if p.Title != "" || body != "" {
-		t.hasNote = true
 		t.msg.Notification = &messaging.Notification{Title: p.Title, Body: body}
+	}
+	if t.msg.Notification != nil || p.LocKey != "" || p.TitleLocKey != "" {
+		t.hasNote = true
 		t.notif = messaging.AndroidNotification{
-			Tag:       j.MessageID,
-			ChannelID: p.ChannelID,
-			Sound:     p.Sound,
+			Tag:          notificationTag(j),
+			ChannelID:    p.ChannelID,
+			Sound:        p.Sound,
+			Icon:         p.Icon,
+			ClickAction:  p.ClickAction,
+			BodyLocKey:   p.LocKey,
+			BodyLocArgs:  p.LocArgs,
+			TitleLocKey:  p.TitleLocKey,
+			TitleLocArgs: p.TitleLocArgs,
 		}
 	}
 	return t
 }
 
-// Message returns the message for one device token, with badge as the
-// notification count (nil for none). Messages of one template share their
-// Notification and Data; nothing, the FCM client included, modifies them.
-func (t *FCMTemplate) Message(token string, badge *int) *messaging.Message {
-	// One allocation holds the per-device copy of every struct that
-	// differs; the rest is shared.
-	d := &struct {
-		msg     messaging.Message
-		android messaging.AndroidConfig
-		notif   messaging.AndroidNotification
-		ttl     time.Duration
-		count   int
-	}{msg: t.msg, android: t.android, notif: t.notif}
-	d.msg.Token = token
-	d.msg.Android = &d.android
-	if t.ttl != nil {
-		d.ttl = *t.ttl
-		d.android.TTL = &d.ttl
+// NewFCMWebTemplate builds p's message for browsers as of now: a webpush
+// block with p's title, body and icon and the notification tag, the
+// click action as the link a tap opens, Urgency "high" (or "normal" for
+// a low-priority job) and the TTL header; data as for Android. Without
+// title or body it is data-only, for the page's service worker.
+func NewFCMWebTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
+	t := &FCMTemplate{}
+	t.msg.Data = fcmData(p.Data, j.ConversationID)
+	w := &messaging.WebpushConfig{Headers: map[string]string{"Urgency": fcmPriority(j)}}
+	if ttl, ok := fcmTTL(j, now); ok {
+		w.Headers["TTL"] = strconv.FormatInt(int64(ttl/time.Second), 10)
 	}
-	if t.hasNote {
-		d.android.Notification = &d.notif
-		if badge != nil {
-			d.count = *badge
-			d.notif.NotificationCount = &d.count
-		}
+	if body := fcmBody(p); p.Title != "" || body != "" {
+		w.Notification = &messaging.WebpushNotification{Title: p.Title, Body: body, Icon: p.Icon, Tag: notificationTag(j)}
 	}
-	return &d.msg
+	if p.ClickAction != "" {
+		w.FCMOptions = &messaging.WebpushFCMOptions{Link: p.ClickAction}
+	}
+	t.msg.Webpush = w
+	return t
 }
 
-// FCMMessage builds p's message for job j and one device token, with its TTL
-// counted from now. A job with many devices should use NewFCMTemplate once.
+// apnsBadgeRoom is what the largest badge adds to an APNs payload:
+// `,"badge":` and an int64's digits. An iOS template leaves room for it,
+// so that any device's badge fits without cutting the body again.
+const apnsBadgeRoom = len(`,"badge":`) + len("-9223372036854775808")
+
+// NewFCMAPNsTemplate builds p's message for iOS apps that use FCM: an
+// apns block that carries the payload a direct APNs push would (see
+// APNsTemplate; custom data beside aps, not in FCM's data) with the
+// apns-push-type, apns-priority, apns-expiration and apns-collapse-id
+// headers a direct push gets. FCM picks the topic from the app's
+// registration, and sends alert and background pushes only: another
+// push type is an error, as is a payload that cannot fit.
+func NewFCMAPNsTemplate(p Platform, j pushjob.Job, now time.Time) (*FCMTemplate, error) {
+	pt := p.PushType
+	if pt == "" {
+		pt = pushjob.PushTypeAlert
+	}
+	if pt != pushjob.PushTypeAlert && pt != pushjob.PushTypeBackground {
+		return nil, fmt.Errorf("content: push_type %q cannot go through FCM, which sends alert and background pushes to iOS", pt)
+	}
+	at, err := NewAPNsTemplate(p, APNsLimit(pt)-apnsBadgeRoom)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := at.Payload(nil)
+	if err != nil {
+		return nil, err
+	}
+	// The payload is decoded one level deep, to the raw values FCM's
+	// apns block re-encodes as they are.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return nil, fmt.Errorf("content: APNs payload: %w", err)
+	}
+	var aps map[string]json.RawMessage
+	if err := json.Unmarshal(top["aps"], &aps); err != nil {
+		return nil, fmt.Errorf("content: APNs payload aps: %w", err)
+	}
+	delete(top, "aps")
+	t := &FCMTemplate{noBadge: at.noBadge}
+	t.aps.CustomData = make(map[string]any, len(aps))
+	for k, v := range aps {
+		t.aps.CustomData[k] = v
+	}
+	if len(top) > 0 {
+		t.custom = make(map[string]any, len(top))
+		for k, v := range top {
+			t.custom[k] = v
+		}
+	}
+	h := map[string]string{
+		"apns-push-type":   string(pt),
+		"apns-priority":    strconv.Itoa(APNsPriority(pt, j.Priority)),
+		"apns-collapse-id": CollapseID(j),
+	}
+	if exp := j.Expiry(); !exp.IsZero() {
+		h["apns-expiration"] = strconv.FormatInt(exp.Unix(), 10)
+	}
+	t.apns = &messaging.APNSConfig{Headers: h}
+	return t, nil
+}
+
+// Message returns the message for one device token, with badge as the
+// notification count or app badge (nil for none). Messages of one
+// template share everything but the token and the badge; nothing, the
+// FCM client included, modifies them.
+func (t *FCMTemplate) Message(token string, badge *int) *messaging.Message {
+	switch {
+	case t.apns != nil:
+		d := &struct {
+			msg     messaging.Message
+			apns    messaging.APNSConfig
+			payload messaging.APNSPayload
+			aps     messaging.Aps
+			count   int
+		}{msg: t.msg, apns: *t.apns, aps: t.aps}
+		d.msg.Token = token
+		if badge != nil && !t.noBadge {
+			d.count = *badge
+			d.aps.Badge = &d.count
+		}
+		d.payload = messaging.APNSPayload{Aps: &d.aps, CustomData: t.custom}
+		d.apns.Payload = &d.payload
+		d.msg.APNS = &d.apns
+		return &d.msg
+	case t.android != nil:
+		// One allocation holds the per-device copy of every struct that
+		// differs; the rest is shared.
+		d := &struct {
+			msg     messaging.Message
+			android messaging.AndroidConfig
+			notif   messaging.AndroidNotification
+			ttl     time.Duration
+			count   int
+		}{msg: t.msg, android: *t.android, notif: t.notif}
+		d.msg.Token = token
+		d.msg.Android = &d.android
+		if t.ttl != nil {
+			d.ttl = *t.ttl
+			d.android.TTL = &d.ttl
+		}
+		if t.hasNote {
+			d.android.Notification = &d.notif
+			if badge != nil {
+				d.count = *badge
+				d.notif.NotificationCount = &d.count
+			}
+		}
+		return &d.msg
+	}
+	m := t.msg
+	m.Token = token
+	return &m
+}
+
+// FCMMessage builds p's Android message for job j and one device token,
+// with its TTL counted from now. A job with many devices should use
+// NewFCMTemplate once.
 func FCMMessage(p Platform, j pushjob.Job, token string, badge *int) *messaging.Message {
 	return NewFCMTemplate(p, j, time.Now()).Message(token, badge)
+}
+
+// fcmPriority is the Android priority and the web Urgency of j: "high"
+// for chat, "normal" for low-priority jobs, which may wait for the device
+// to wake.
+func fcmPriority(j pushjob.Job) string {
+	if j.Priority == pushjob.PriorityLow {
+		return "normal"
+	}
+	return "high"
+}
+
+// fcmTTL is the time j has left to live as of now, in whole seconds as FCM
+// counts it, and false for a job without expiry. A job already past its
+// expiry gets 0, "now or never", though the dispatcher should have
+// dropped it.
+func fcmTTL(j pushjob.Job, now time.Time) (time.Duration, bool) {
+	exp := j.Expiry()
+	if exp.IsZero() {
+		return 0, false
+	}
+	return max(exp.Sub(now).Truncate(time.Second), 0), true
+}
+
+func fcmBody(p Platform) string {
+	if p.Body == "" && p.Title == "" {
+		return p.Alert
+	}
+	return p.Body
+}
+
+func collapses(j pushjob.Job) bool {
+	return j.Push != nil && j.Push.Collapse
+}
+
+// notificationTag is what a notification replaces on the device: for a
+// job that collapses, its conversation's earlier notification; otherwise
+// only an earlier copy of the same message (a retry after a crash between
+// FCM's answer and its record), so different messages of a chat each show.
+func notificationTag(j pushjob.Job) string {
+	if collapses(j) {
+		return j.ConversationID
+	}
+	return j.MessageID
+}
+
+// CollapseID is j's apns-collapse-id, by the rule of notificationTag,
+// fitted into Apple's 64 bytes: longer ids are hashed rather than cut, so
+// two never share one.
+func CollapseID(j pushjob.Job) string {
+	id := notificationTag(j)
+	if len(id) <= 64 {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// APNsPriority is the apns-priority of a push, by Apple's rule for its
+// type: always 5 for background and fileprovider pushes, always 10 for
+// pushtotalk; for the others 5 for a low-priority job (delivered when the
+// device's power allows) and 10, at once, otherwise.
+func APNsPriority(pt pushjob.PushType, jp pushjob.Priority) int {
+	switch pt {
+	case pushjob.PushTypeBackground, pushjob.PushTypeFileProvider:
+		return 5
+	case pushjob.PushTypePushToTalk:
+		return 10
+	}
+	if jp == pushjob.PriorityLow {
+		return 5
+	}
+	return 10
 }
 
 // fcmData converts custom data to FCM's string values (see NewFCMTemplate).

@@ -11,7 +11,7 @@ import (
 // writes cannot disagree. It escapes only what JSON requires (not <, >, &
 // as encoding/json does by default): every byte counts against the limit.
 
-const hex = "0123456789abcdef"
+const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string, quotes included. Invalid UTF-8
 // becomes U+FFFD.
@@ -53,7 +53,7 @@ func appendStringBody(dst []byte, s string) []byte {
 		case '\t':
 			dst = append(dst, '\\', 't')
 		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
 		i++
 		start = i

@@ -6,8 +6,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -285,7 +283,7 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 		return nil, err
 	}
 
-	results := p.sendAll(ctx, job, newPayloads(app, resolved, job, now), pending, badges)
+	results := p.sendAll(ctx, job, newPayloads(app, resolved, job, now, pending), pending, badges)
 
 	// The pushes are out: what the providers said must be recorded even
 	// when the attempt's context has ended (asynq's timeout, shutdown), or
@@ -296,8 +294,18 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 	// one per device: a large job can carry many.
 	type deadKey struct{ provider, reason string }
 	dead := make(map[deadKey][]int)
+	// Refusals are a content bug or a credential to fix: worth a line in
+	// the log, but one per job and reason, not one per device.
+	type refusal struct {
+		o                outcome.Outcome
+		provider, reason string
+	}
+	refused := make(map[refusal]int)
 	for i, d := range pending {
 		res := results[i]
+		if res.Outcome == outcome.Rejected || res.Outcome == outcome.AuthError {
+			refused[refusal{res.Outcome, string(d.Provider), res.Reason}]++
+		}
 		byClient[d.ClientID].Devices = append(byClient[d.ClientID].Devices, res.DeviceResult)
 		p.observe(job.AppID, res.Outcome, 1)
 		if res.Outcome == outcome.Retrying && res.retryAfter > rep.RetryAfter {
@@ -315,6 +323,9 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 			k := deadKey{string(d.Provider), res.Reason}
 			dead[k] = append(dead[k], i)
 		}
+	}
+	for r, n := range refused {
+		p.log.Warn("push refused", "app", job.AppID, "message", job.MessageID, "outcome", r.o, "provider", r.provider, "reason", r.reason, "devices", n)
 	}
 	var errs []error
 	unmarked := make(map[int]bool)
@@ -419,10 +430,14 @@ func (p *Pipeline) badges(ctx context.Context, job pushjob.Job, r content.Resolv
 	out := make(map[string]int)
 	var bump []string
 	for _, d := range pending {
-		b := r.Android.Badge
-		if d.Provider == installations.APNs {
+		var b *pushjob.Badge
+		switch platformOf(d) {
+		case installations.PlatformIOS:
 			b = r.IOS.Badge
+		case installations.PlatformAndroid:
+			b = r.Android.Badge
 		}
+		// A browser shows no number: web devices get none.
 		switch {
 		case b == nil:
 		case !b.Increment:
@@ -466,10 +481,13 @@ type payloads struct {
 	apnsPushType pushjob.PushType
 	apnsPriority int
 	appTopic     string
-	fcm          *content.FCMTemplate
+	// fcm is the job's FCM message per platform, built for the platforms
+	// its devices run on; fcmErr says why one could not be.
+	fcm    map[installations.Platform]*content.FCMTemplate
+	fcmErr map[installations.Platform]error
 }
 
-func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time) *payloads {
+func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time, pending []installations.Installation) *payloads {
 	pt := r.IOS.PushType
 	if pt == "" {
 		pt = pushjob.PushTypeAlert
@@ -478,29 +496,50 @@ func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time) *p
 		// Apple orders a Live Activity's updates by timestamp.
 		r.IOS.Timestamp = now.Unix()
 	}
-	t, err := content.NewAPNsTemplate(r.IOS, content.APNsLimit(pt))
-	return &payloads{
-		apns: t, apnsErr: err,
-		apnsPushType: pt, apnsPriority: apnsPriority(pt, job.Priority), appTopic: app.APNsTopic,
-		fcm: content.NewFCMTemplate(r.Android, job, now),
+	pl := &payloads{
+		apnsPushType: pt, apnsPriority: content.APNsPriority(pt, job.Priority), appTopic: app.APNsTopic,
+		fcm:    make(map[installations.Platform]*content.FCMTemplate),
+		fcmErr: make(map[installations.Platform]error),
 	}
+	var apns bool
+	for _, d := range pending {
+		if d.Provider == installations.APNs {
+			apns = true
+			continue
+		}
+		pf := platformOf(d)
+		if _, done := pl.fcm[pf]; done || pl.fcmErr[pf] != nil {
+			continue
+		}
+		var t *content.FCMTemplate
+		var err error
+		switch pf {
+		case installations.PlatformIOS:
+			t, err = content.NewFCMAPNsTemplate(r.IOS, job, now)
+		case installations.PlatformWeb:
+			t = content.NewFCMWebTemplate(r.Web, job, now)
+		default:
+			t = content.NewFCMTemplate(r.Android, job, now)
+		}
+		if err != nil {
+			pl.fcmErr[pf] = err
+			continue
+		}
+		pl.fcm[pf] = t
+	}
+	if apns {
+		pl.apns, pl.apnsErr = content.NewAPNsTemplate(r.IOS, content.APNsLimit(pt))
+	}
+	return pl
 }
 
-// apnsPriority is the apns-priority of a push, by Apple's rule for its
-// type: always 5 for background and fileprovider pushes, always 10 for
-// pushtotalk; for the others 5 for a low-priority job (delivered when the
-// device's power allows) and 10, at once, otherwise.
-func apnsPriority(pt pushjob.PushType, jp pushjob.Priority) int {
-	switch pt {
-	case pushjob.PushTypeBackground, pushjob.PushTypeFileProvider:
-		return 5
-	case pushjob.PushTypePushToTalk:
-		return 10
+// platformOf is what d runs on; a registration from before platforms
+// were kept runs on what its provider implies.
+func platformOf(d installations.Installation) installations.Platform {
+	if d.Platform != "" {
+		return d.Platform
 	}
-	if jp == pushjob.PriorityLow {
-		return 5
-	}
-	return 10
+	return installations.DefaultPlatform(d.Provider)
 }
 
 // apnsTopicSuffixes are the push types whose apns-topic is not the bundle
@@ -607,9 +646,19 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 			res.Outcome = outcome.NoCredentials
 			return res
 		}
-		fr := p.cfg.FCM.Send(ctx, job.AppID, pl.fcm.Message(d.Token, badge))
+		pf := platformOf(d)
+		t := pl.fcm[pf]
+		if t == nil {
+			res.Outcome, res.Reason = outcome.Rejected, pl.fcmErr[pf].Error()
+			return res
+		}
+		fr := p.cfg.FCM.Send(ctx, job.AppID, t.Message(d.Token, badge))
 		res.Outcome, res.Reason, res.retryAfter, res.providerID = fr.Outcome, fr.Code, fr.RetryAfter, fr.MessageName
-		if res.Reason == "" && fr.Err != nil {
+		switch {
+		case fr.Field != "":
+			// What to fix: INVALID_ARGUMENT message.android.ttl.
+			res.Reason += " " + fr.Field
+		case res.Reason == "" && fr.Err != nil:
 			res.Reason = fr.Err.Error()
 		}
 	default:
@@ -643,8 +692,9 @@ func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installation
 		Priority:   pl.apnsPriority,
 		Expiration: job.Expiry(),
 		// A duplicate after a crash replaces the first on the device
-		// rather than stacking beside it.
-		CollapseID: collapseID(job.MessageID),
+		// rather than stacking beside it; a collapsing job's push
+		// replaces its conversation's last.
+		CollapseID: content.CollapseID(job),
 		Payload:    payload,
 	}
 	ar := p.cfg.APNs.Send(ctx, job.AppID, req)
@@ -694,14 +744,4 @@ func otherEnv(env string) string {
 		return installations.Production
 	}
 	return installations.Development
-}
-
-// collapseID fits the message id into apns-collapse-id's 64 bytes; longer
-// ids are hashed rather than cut, so two messages never share one.
-func collapseID(messageID string) string {
-	if len(messageID) <= 64 {
-		return messageID
-	}
-	sum := sha256.Sum256([]byte(messageID))
-	return hex.EncodeToString(sum[:])
 }
