@@ -171,7 +171,8 @@ func newFCM(lc fx.Lifecycle, cfg *config.Config) (*fcm.Sender, error) {
 			continue
 		}
 		apps = append(apps, fcm.AppConfig{
-			AppID: a.ID, CredentialsFile: a.FCM.CredentialsFile, ProjectID: a.FCM.ProjectID, Endpoint: a.FCM.Endpoint, CAFile: a.FCM.CAFile,
+			AppID: a.ID, CredentialsFile: a.FCM.CredentialsFile, ApplicationDefault: a.FCM.ApplicationDefault,
+			ProjectID: a.FCM.ProjectID, Endpoint: a.FCM.Endpoint, CAFile: a.FCM.CAFile,
 		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -170,7 +170,11 @@ func (a *APNs) certificates() (keys []string, certs []*Certificate) {
 type FCM struct {
 	// CredentialsFile is a service account's JSON key.
 	CredentialsFile string `yaml:"credentials_file"`
-	// ProjectID defaults to the credentials file's project_id.
+	// ApplicationDefault uses Google's Application Default Credentials
+	// instead of a file (GOOGLE_APPLICATION_CREDENTIALS, gcloud's, or the
+	// metadata server); set one of the two.
+	ApplicationDefault bool `yaml:"application_default"`
+	// ProjectID defaults to the credentials' own project.
 	ProjectID string `yaml:"project_id"`
 	// Endpoint replaces Google's FCM endpoint (for pushsim); empty is
 	// Google.

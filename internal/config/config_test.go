@@ -274,8 +274,11 @@ func TestValidationRules(t *testing.T) {
 			"apps[0].apns.key_id: only used with key_file, not with certificates (line 6)",
 		}},
 		{"fcm", app("  - id: a\n    fcm: {endpoint: 'not a url'}\n"), nil, []string{
-			"apps[0].fcm.credentials_file: required (the service account's JSON key) (line 4)",
+			"apps[0].fcm.credentials_file: required (the service account's JSON key), unless application_default is true (line 4)",
 			"apps[0].fcm.endpoint: must be an http or https URL with a host, such as https://127.0.0.1:8443 (line 4)",
+		}},
+		{"fcm file and application default", app("  - id: a\n    fcm: {credentials_file: f, application_default: true}\n"), nil, []string{
+			"apps[0].fcm.application_default: not with credentials_file: set one (line 4)",
 		}},
 		{"defaults", app("  - id: a\n    fcm: {credentials_file: f}\n    defaults:\n      badge: -1\n      data: {aps: 1, google.x: 2, ok: 3}\n"), nil, []string{
 			"apps[0].defaults.badge: must not be negative (line 6)",
@@ -781,5 +784,19 @@ apps:
 	}
 	if strings.Contains(err.Error(), "cert-pw") {
 		t.Errorf("CheckFiles shows a password: %v", err)
+	}
+}
+
+func TestFCMApplicationDefault(t *testing.T) {
+	c, err := load(t, "api_tokens: [\"0123456789abcdef\"]\napps:\n  - id: a\n    fcm: {application_default: true, project_id: chat-prod}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Apps[0].FCM; !f.ApplicationDefault || f.CredentialsFile != "" || f.ProjectID != "chat-prod" {
+		t.Errorf("fcm = %+v", f)
+	}
+	// No file to check.
+	if err := c.CheckFiles(); err != nil {
+		t.Errorf("CheckFiles = %v", err)
 	}
 }

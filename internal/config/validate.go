@@ -157,8 +157,11 @@ func (a *App) validate(ps *problems, key string) {
 	}
 	if f := a.FCM; f != nil {
 		k := key + ".fcm."
-		if f.CredentialsFile == "" {
-			ps.add(k+"credentials_file", "required (the service account's JSON key)")
+		switch {
+		case f.CredentialsFile == "" && !f.ApplicationDefault:
+			ps.add(k+"credentials_file", "required (the service account's JSON key), unless application_default is true")
+		case f.CredentialsFile != "" && f.ApplicationDefault:
+			ps.add(k+"application_default", "not with credentials_file: set one")
 		}
 		checkURL(ps, k+"endpoint", f.Endpoint)
 	}
