@@ -3,13 +3,13 @@ package fcm_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"firebase.google.com/go/v4/messaging"
 
-	"github.com/pushd/pushd/internal/fcm"
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
@@ -38,10 +38,11 @@ func BenchmarkSend(b *testing.B) {
 	}
 }
 
-// BenchmarkSendEach sends batches of 1 200 messages: Sender.SendEach at
-// several bounds on messages in flight, against the SDK's own SendEach
-// (at most 500 messages a call, 50 goroutines each) over chunks of 500.
-func BenchmarkSendEach(b *testing.B) {
+// BenchmarkFanOut sends batches of 1 200 messages, as one job's devices:
+// Send from a bounded number of goroutines, pushd's way (the dispatcher's
+// fan-out), at several bounds, against the SDK's own SendEach (at most 500
+// messages a call, 50 goroutines each) over chunks of 500.
+func BenchmarkFanOut(b *testing.B) {
 	const batch = 1200
 	run := func(b *testing.B, e *env, sendBatch func([]*messaging.Message) int) {
 		msgs := make([]*messaging.Message, batch)
@@ -62,38 +63,38 @@ func BenchmarkSendEach(b *testing.B) {
 	// FCM is a network away: with 20 ms of latency per answer, messages in
 	// flight, not CPU, set the pace.
 	for _, latency := range []time.Duration{0, 20 * time.Millisecond} {
-		simulator := func(b *testing.B) *pushsim.Sim {
-			sim := pushsimtest.Start(b, pushsim.Config{})
+		start := func(b *testing.B) *env {
+			e := start(b, pushsim.Config{})
 			if latency > 0 {
-				if _, err := sim.AddFault(pushsim.Fault{Kind: pushsim.FaultLatency, Listener: pushsim.ListenerFCM, Latency: pushsim.Duration(latency)}); err != nil {
-					b.Fatal(err)
-				}
+				e.fault(b, pushsim.Fault{Kind: pushsim.FaultLatency, Listener: pushsim.ListenerFCM, Latency: pushsim.Duration(latency)})
 			}
-			return sim
+			return e
 		}
-		for _, conc := range []int{50, 100, 200, 500} {
-			b.Run(fmt.Sprintf("latency=%v/pushd/concurrency=%d", latency, conc), func(b *testing.B) {
-				sim := simulator(b)
-				s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{appFor(b, sim, appID)}, Concurrency: conc})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				run(b, &env{sim: sim, sender: s}, func(msgs []*messaging.Message) int {
-					ok := 0
-					for _, r := range s.SendEach(context.Background(), appID, msgs) {
-						if r.Outcome == outcome.Delivered {
-							ok++
-						}
+		for _, bound := range []int{50, 100, 200, 500} {
+			b.Run(fmt.Sprintf("latency=%v/pushd/inflight=%d", latency, bound), func(b *testing.B) {
+				e := start(b)
+				run(b, e, func(msgs []*messaging.Message) int {
+					var ok atomic.Int64
+					sem := make(chan struct{}, bound)
+					var wg sync.WaitGroup
+					for _, m := range msgs {
+						sem <- struct{}{}
+						wg.Go(func() {
+							defer func() { <-sem }()
+							if e.sender.Send(context.Background(), appID, m).Outcome == outcome.Delivered {
+								ok.Add(1)
+							}
+						})
 					}
-					return ok
+					wg.Wait()
+					return int(ok.Load())
 				})
 			})
 		}
 		b.Run(fmt.Sprintf("latency=%v/sdk/chunks=500", latency), func(b *testing.B) {
-			sim := simulator(b)
-			c, _ := pushsimtest.FCMClient(b, sim, project, project)
-			run(b, &env{sim: sim}, func(msgs []*messaging.Message) int {
+			e := start(b)
+			c, _ := pushsimtest.FCMClient(b, e.sim, project, project)
+			run(b, e, func(msgs []*messaging.Message) int {
 				ok := 0
 				for len(msgs) > 0 {
 					n := min(len(msgs), 500)

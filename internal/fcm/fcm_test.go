@@ -390,71 +390,8 @@ func TestSendNoCredentials(t *testing.T) {
 	if res := e.sender.Send(context.Background(), "nope", message(tok)); res.Outcome != outcome.NoCredentials || res.Err == nil {
 		t.Errorf("Send = %+v, want NoCredentials", res)
 	}
-	for i, res := range e.sender.SendEach(context.Background(), "nope", []*messaging.Message{message(tok), message(tok)}) {
-		if res.Outcome != outcome.NoCredentials {
-			t.Errorf("SendEach[%d] = %+v, want NoCredentials", i, res)
-		}
-	}
 	if n := e.sim.Total("", 0, ""); n != 0 {
 		t.Errorf("simulator saw %d requests", n)
-	}
-}
-
-// TestSendEachMixed sends 1 200 messages of every fate, with one the SDK
-// refuses, in one call.
-func TestSendEachMixed(t *testing.T) {
-	e := start(t, pushsim.Config{})
-	const n = 1200
-	msgs := make([]*messaging.Message, n)
-	wants := make([]outcome.Outcome, n)
-	for i := range msgs {
-		serial := uint64(i)
-		switch i % 5 {
-		case 0, 1:
-			msgs[i], wants[i] = message(e.token(pushsim.FateValid, serial)), outcome.Delivered
-		case 2:
-			msgs[i], wants[i] = message(e.token(pushsim.FateUnregistered, serial)), outcome.InvalidToken
-		case 3:
-			msgs[i], wants[i] = message(e.token(pushsim.FateMalformed, serial)), outcome.InvalidToken
-		case 4:
-			msgs[i], wants[i] = message(e.sim.Minter().FCM(pushsim.FateValid, "another-project", serial)), outcome.InvalidToken
-		}
-	}
-	msgs[777], wants[777] = &messaging.Message{}, outcome.Rejected // no target
-	// A few meet a 500 on the way.
-	var hurt []string
-	for i := 0; i < n; i += 50 {
-		if i%5 <= 1 {
-			hurt = append(hurt, msgs[i].Token)
-			wants[i] = outcome.Retrying
-		}
-	}
-	e.fault(t, pushsim.Fault{Kind: pushsim.FaultInternal, Listener: pushsim.ListenerFCM, Tokens: hurt})
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	results := e.sender.SendEach(ctx, appID, msgs)
-	if len(results) != n {
-		t.Fatalf("%d results for %d messages", len(results), n)
-	}
-	delivered := 0
-	for i, r := range results {
-		if r.Outcome != wants[i] {
-			t.Errorf("message %d: %s %q %v, want %s", i, r.Outcome, r.Code, r.Err, wants[i])
-			continue
-		}
-		if r.Outcome == outcome.Delivered {
-			delivered++
-			if rc, ok := e.sim.Receipt(msgs[i].Token); !ok || rc.Count != 1 {
-				t.Errorf("message %d: receipt %+v", i, rc)
-			}
-		}
-	}
-	if got := e.sim.Total(pushsim.ListenerFCM, http.StatusOK, ""); got != int64(delivered) {
-		t.Errorf("simulator delivered %d, results say %d", got, delivered)
-	}
-	if delivered != 2*n/5-len(hurt) {
-		t.Errorf("delivered %d, want %d", delivered, 2*n/5-len(hurt))
 	}
 }
 
