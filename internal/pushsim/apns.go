@@ -35,7 +35,12 @@ func (s *Sim) apnsHandler(env Env) http.Handler {
 	if env == Development {
 		listener = ListenerAPNsDevelopment
 	}
+	g := s.rec.gauge(listener)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The gauge spans the whole answer, injected latency included, so
+		// that a latency fault holds requests in flight for a test to see.
+		g.enter()
+		defer g.leave()
 		s.serveAPNs(env, listener, w, r)
 	})
 }

@@ -19,10 +19,10 @@ import (
 //
 //	GET    /healthz
 //	GET    /v1/info                 URLs, seed, keys and accounts
-//	GET    /v1/counts               answers by listener, status and reason
+//	GET    /v1/counts               answers by listener, status and reason; connections; requests in flight
 //	GET    /v1/receipts             every token that accepted a push
 //	GET    /v1/receipts/{token}     one token: count, times, headers, payload
-//	POST   /v1/reset                forget counts, receipts and faults
+//	POST   /v1/reset                forget counts, receipts, faults and in-flight peaks
 //	GET    /v1/faults               rules and their hits
 //	POST   /v1/faults               add a rule (a Fault as JSON)
 //	DELETE /v1/faults               remove every rule
@@ -45,7 +45,14 @@ func (s *Sim) controlHandler() http.Handler {
 		for _, c := range counts {
 			total += c.Count
 		}
-		writeJSON(w, http.StatusOK, countsReply{Total: total, Counts: counts, Connections: s.Connections(), ReceiptsDropped: s.ReceiptsDropped()})
+		writeJSON(w, http.StatusOK, countsReply{
+			Total:           total,
+			Counts:          counts,
+			Connections:     s.Connections(),
+			InFlight:        s.InFlight(),
+			InFlightPeak:    s.InFlightPeak(),
+			ReceiptsDropped: s.ReceiptsDropped(),
+		})
 	})
 	mux.HandleFunc("GET /v1/receipts", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, receiptsReply{Receipts: s.Receipts()})
@@ -196,6 +203,8 @@ type countsReply struct {
 	Total           int64            `json:"total"`
 	Counts          []Count          `json:"counts"`
 	Connections     map[string]int64 `json:"connections"`
+	InFlight        map[string]int64 `json:"in_flight"`
+	InFlightPeak    map[string]int64 `json:"in_flight_peak"`
 	ReceiptsDropped int64            `json:"receipts_dropped"`
 }
 
@@ -290,6 +299,21 @@ func (c *Control) Counts(ctx context.Context) ([]Count, error) {
 	return r.Counts, err
 }
 
+// InFlight reports how many requests each push listener is handling now.
+func (c *Control) InFlight(ctx context.Context) (map[string]int64, error) {
+	var r countsReply
+	_, err := c.do(ctx, http.MethodGet, "/v1/counts", nil, &r, http.StatusOK)
+	return r.InFlight, err
+}
+
+// InFlightPeak reports the most requests each push listener has handled at
+// once since the simulator started or was last reset (see Sim.InFlightPeak).
+func (c *Control) InFlightPeak(ctx context.Context) (map[string]int64, error) {
+	var r countsReply
+	_, err := c.do(ctx, http.MethodGet, "/v1/counts", nil, &r, http.StatusOK)
+	return r.InFlightPeak, err
+}
+
 // Receipt reports what token accepted; ok is false when it accepted nothing.
 func (c *Control) Receipt(ctx context.Context, token string) (rc Receipt, ok bool, err error) {
 	st, err := c.do(ctx, http.MethodGet, "/v1/receipts/"+url.PathEscape(token), nil, &rc, http.StatusOK, http.StatusNotFound)
@@ -303,7 +327,8 @@ func (c *Control) Receipts(ctx context.Context) ([]Receipt, error) {
 	return r.Receipts, err
 }
 
-// Reset forgets counts, receipts and faults.
+// Reset forgets counts, receipts and faults, and restarts the in-flight
+// peaks (see Sim.Reset).
 func (c *Control) Reset(ctx context.Context) error {
 	_, err := c.do(ctx, http.MethodPost, "/v1/reset", nil, nil, http.StatusNoContent)
 	return err

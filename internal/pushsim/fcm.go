@@ -56,7 +56,22 @@ const (
 )
 
 // fcmHandler serves the FCM HTTP v1 API and the OAuth2 token endpoint.
-func (s *Sim) fcmHandler() http.Handler { return http.HandlerFunc(s.serveFCM) }
+func (s *Sim) fcmHandler() http.Handler {
+	g := s.rec.gauge(ListenerFCM)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			// Token requests stay out of the gauge: it measures how many
+			// sends a client keeps in flight.
+			s.serveToken(w, r)
+			return
+		}
+		// The gauge spans the whole answer, injected latency included, so
+		// that a latency fault holds requests in flight for a test to see.
+		g.enter()
+		defer g.leave()
+		s.serveFCM(w, r)
+	})
+}
 
 // rpcStatus is Google's JSON error body: a google.rpc.Status under "error".
 type rpcStatus struct {
@@ -125,12 +140,9 @@ func (s *Sim) fcmInvalid(w http.ResponseWriter, fe *fieldError) {
 		fcmErrorCode("INVALID_ARGUMENT"))
 }
 
+// serveFCM answers everything on the FCM listener but the token endpoint.
 func (s *Sim) serveFCM(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
-	if path == "/token" {
-		s.serveToken(w, r)
-		return
-	}
 	project, ok := fcmSendPath(path)
 	if !ok {
 		s.fcmNotFound(w, path)

@@ -16,6 +16,10 @@ const (
 	ListenerFCM             = "fcm"
 )
 
+// pushListeners are the listeners that take pushes, in the order of
+// recorder.flight.
+var pushListeners = [...]string{ListenerAPNsProduction, ListenerAPNsDevelopment, ListenerFCM}
+
 // Count is how many requests one listener answered with one status and reason.
 type Count struct {
 	Listener string `json:"listener"`
@@ -49,13 +53,17 @@ type Receipt struct {
 
 const recordShards = 64
 
-// recorder keeps counts and receipts. It is sharded because every accepted
-// push writes to it, and the APNs listener must sustain tens of thousands of
-// pushes a second on two cores.
+// recorder keeps counts, receipts and in-flight gauges. It is sharded, and
+// lock-free where it can be, because every push writes to it, and the APNs
+// listener must sustain tens of thousands of pushes a second on two cores.
 type recorder struct {
 	seed   maphash.Seed
 	counts sync.Map // countKey -> *atomic.Int64
 	conns  sync.Map // listener -> *atomic.Int64, connections accepted
+	// flight is written by every push, counts read by every answer: the
+	// pad keeps them off one cache line (gauge pads its own other side).
+	_      [cacheLine]byte
+	flight [len(pushListeners)]gauge
 	shards [recordShards]receiptShard
 	// max is the most tokens with a receipt; past it pushes to new tokens
 	// are counted but not kept, so a long benchmark cannot exhaust memory.
@@ -127,6 +135,72 @@ func (r *recorder) connections() map[string]int64 {
 	return out
 }
 
+// gauge counts the requests a listener is handling now and the most it has
+// handled at once, so that a test can prove a client bounds its fan-out. It
+// is written twice by every request, so it is two atomics and no lock.
+type gauge struct {
+	cur  atomic.Int64
+	peak atomic.Int64
+	// Whichever core serves a request writes its listener's gauge; the pad
+	// keeps those writes from invalidating the line of the next listener's
+	// gauge, or of whatever field follows, on the other cores.
+	_ [cacheLine]byte
+}
+
+// cacheLine is the cache line size of the machines the simulator runs on.
+const cacheLine = 64
+
+// enter counts a request in and raises the peak to the new count.
+func (g *gauge) enter() {
+	g.raise(g.cur.Add(1))
+}
+
+// leave counts a request out. The peak stays.
+func (g *gauge) leave() { g.cur.Add(-1) }
+
+// raise makes the peak at least n. Loading first keeps the steady state,
+// where n is below the peak, from writing at all.
+func (g *gauge) raise(n int64) {
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+// resetPeak starts a new peak from the requests in flight now: they are
+// handled concurrently after the reset too. Zeroing before raising means a
+// request that enters meanwhile can only raise the peak, never be lost.
+func (g *gauge) resetPeak() {
+	g.peak.Store(0)
+	g.raise(g.cur.Load())
+}
+
+// gauge returns listener's gauge, or nil for a listener that takes no pushes.
+func (r *recorder) gauge(listener string) *gauge {
+	for i, name := range pushListeners {
+		if name == listener {
+			return &r.flight[i]
+		}
+	}
+	return nil
+}
+
+// inFlight reports every push listener's current count, or its peak.
+func (r *recorder) inFlight(peak bool) map[string]int64 {
+	out := make(map[string]int64, len(pushListeners))
+	for i, name := range pushListeners {
+		g := &r.flight[i]
+		if peak {
+			out[name] = g.peak.Load()
+		} else {
+			out[name] = g.cur.Load()
+		}
+	}
+	return out
+}
+
 func (r *recorder) receipt(token string) (Receipt, bool) {
 	s := &r.shards[maphash.String(r.seed, token)%recordShards]
 	s.mu.Lock()
@@ -175,6 +249,11 @@ func (r *recorder) snapshot() []Count {
 func (r *recorder) reset() {
 	r.counts.Clear()
 	r.conns.Clear()
+	// The current counts are not reset: the requests they count are still
+	// being handled and will count themselves out.
+	for i := range r.flight {
+		r.flight[i].resetPeak()
+	}
 	r.dropped.Store(0)
 	for i := range r.shards {
 		s := &r.shards[i]

@@ -305,6 +305,17 @@ func (s *Sim) Total(listener string, status int, reason string) int64 {
 // client that meets GOAWAY or a dropped connection dials a new one.
 func (s *Sim) Connections() map[string]int64 { return s.rec.connections() }
 
+// InFlight reports how many requests each push listener (APNs production,
+// APNs development, FCM; not the token endpoint) is handling now.
+func (s *Sim) InFlight() map[string]int64 { return s.rec.inFlight(false) }
+
+// InFlightPeak reports the most requests each push listener has handled at
+// once since it started or was last reset: with latency injected by a
+// fault, it shows whether a client bounds how many pushes it keeps in
+// flight. A request counts from when its handler starts until its answer
+// is written, injected latency included.
+func (s *Sim) InFlightPeak() map[string]int64 { return s.rec.inFlight(true) }
+
 // ReceiptsDropped is how many pushes to new tokens found the receipt store
 // full (Config.MaxReceipts); they were counted but not kept.
 func (s *Sim) ReceiptsDropped() int64 { return s.rec.dropped.Load() }
@@ -315,7 +326,9 @@ func (s *Sim) Receipt(token string) (Receipt, bool) { return s.rec.receipt(token
 // Receipts reports every token that accepted a push, oldest first.
 func (s *Sim) Receipts() []Receipt { return s.rec.receipts() }
 
-// Reset forgets counts, receipts and faults.
+// Reset forgets counts, receipts and faults, and starts the in-flight peaks
+// again from the requests being handled now: zero, once every push a test
+// made has been answered.
 func (s *Sim) Reset() {
 	s.rec.reset()
 	s.faults.clear()
