@@ -18,6 +18,40 @@ import (
 	"github.com/pushd/pushd/pushjob"
 )
 
+// realSenders are the real apns and fcm senders for app "default",
+// talking to sim: APNs with a .p8 key for topic com.example.chat, FCM with
+// a service account of project.
+func realSenders(tb testing.TB, sim *pushsim.Sim, project string) (*apns.Sender, *fcm.Sender) {
+	tb.Helper()
+	dir := tb.TempDir()
+	key, err := sim.NewAPNsKey("", "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p8, _ := key.P8()
+	sa, _ := sim.NewServiceAccount(project)
+	saJSON, _ := sa.JSON(sim.TokenURL())
+	for name, data := range map[string][]byte{"key.p8": p8, "sa.json": saJSON, "ca.pem": sim.CA().CertPEM()} {
+		pushsimtest.WriteFile(tb, dir, name, data)
+	}
+	a, err := apns.New(apns.Config{Apps: []apns.AppConfig{{
+		AppID: "default", KeyFile: filepath.Join(dir, "key.p8"), KeyID: key.KeyID, TeamID: key.TeamID, Topic: "com.example.chat",
+		ProductionURL: sim.APNsURL(pushsim.Production), DevelopmentURL: sim.APNsURL(pushsim.Development), CAFile: filepath.Join(dir, "ca.pem"),
+	}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(a.Close)
+	f, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{{
+		AppID: "default", CredentialsFile: filepath.Join(dir, "sa.json"), Endpoint: sim.FCMEndpoint(), CAFile: filepath.Join(dir, "ca.pem"),
+	}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(f.Close)
+	return a, f
+}
+
 // BenchmarkProcess runs whole jobs through the real pipeline: SQLite
 // stores, the real apns and fcm senders, pushsim as Apple and Google. Each
 // job has 1 000 recipients, half iPhones and half Android phones, and a
@@ -25,32 +59,7 @@ import (
 func BenchmarkProcess(b *testing.B) {
 	ctx := context.Background()
 	sim := pushsimtest.Start(b, pushsim.Config{})
-	dir := b.TempDir()
-	key, err := sim.NewAPNsKey("", "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p8, _ := key.P8()
-	sa, _ := sim.NewServiceAccount("bench")
-	saJSON, _ := sa.JSON(sim.TokenURL())
-	for name, data := range map[string][]byte{"key.p8": p8, "sa.json": saJSON, "ca.pem": sim.CA().CertPEM()} {
-		pushsimtest.WriteFile(b, dir, name, data)
-	}
-	a, err := apns.New(apns.Config{Apps: []apns.AppConfig{{
-		AppID: "default", KeyFile: filepath.Join(dir, "key.p8"), KeyID: key.KeyID, TeamID: key.TeamID, Topic: "com.example.chat",
-		ProductionURL: sim.APNsURL(pushsim.Production), DevelopmentURL: sim.APNsURL(pushsim.Development), CAFile: filepath.Join(dir, "ca.pem"),
-	}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
-	f, err := fcm.New(ctx, fcm.Config{Apps: []fcm.AppConfig{{
-		AppID: "default", CredentialsFile: filepath.Join(dir, "sa.json"), Endpoint: sim.FCMEndpoint(), CAFile: filepath.Join(dir, "ca.pem"),
-	}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	a, f := realSenders(b, sim, "bench")
 
 	db := storagetest.SQLite(b)
 	reg, mutes, del := installations.NewStore(db), mute.NewStore(db), installations.NewDeliveries(db)

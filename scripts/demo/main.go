@@ -128,18 +128,23 @@ apps:
 	}
 
 	m := pushsim.NewMinter(seed)
-	type device struct{ id, client, provider, token, env, what string }
+	type device struct{ id, client, provider, platform, token, env, what string }
 	devices := []device{
-		{"ana-iphone", "ana", "apns", m.APNs(pushsim.FateValid, pushsim.Production, topic, 1), "production", "iPhone, App Store build"},
-		{"ben-iphone", "ben", "apns", m.APNs(pushsim.FateValid, pushsim.Development, topic, 2), "development", "iPhone, Xcode (development) build"},
-		{"cai-pixel", "cai", "fcm", m.FCM(pushsim.FateValid, project, 3), "", "Android phone"},
-		{"dan-iphone", "dan", "apns", m.APNs(pushsim.FateValid, pushsim.Production, topic, 4), "production", "iPhone; muted the conversation"},
-		{"eve-pixel", "eve", "fcm", m.FCM(pushsim.FateValid, project, 5), "", "Android phone; muted, but lets @-mentions through"},
-		{"gus-iphone", "gus", "apns", m.APNs(pushsim.FateUnregistered, pushsim.Production, topic, 6), "production", "iPhone whose app was deleted (dead token)"},
+		{"ana-iphone", "ana", "apns", "", m.APNs(pushsim.FateValid, pushsim.Production, topic, 1), "production", "iPhone, App Store build"},
+		{"ben-iphone", "ben", "apns", "", m.APNs(pushsim.FateValid, pushsim.Development, topic, 2), "development", "iPhone, Xcode (development) build"},
+		{"cai-pixel", "cai", "fcm", "android", m.FCM(pushsim.FateValid, project, 3), "", "Android phone"},
+		{"dan-iphone", "dan", "apns", "", m.APNs(pushsim.FateValid, pushsim.Production, topic, 4), "production", "iPhone; muted the conversation"},
+		{"eve-pixel", "eve", "fcm", "android", m.FCM(pushsim.FateValid, project, 5), "", "Android phone; muted, but lets @-mentions through"},
+		{"gus-iphone", "gus", "apns", "", m.APNs(pushsim.FateUnregistered, pushsim.Production, topic, 6), "production", "iPhone whose app was deleted (dead token)"},
+		{"hal-browser", "hal", "fcm", "web", m.FCM(pushsim.FateValid, project, 7), "", "web browser, through FCM"},
+		{"ida-iphone", "ida", "fcm", "ios", m.FCM(pushsim.FateValid, project, 8), "", "iPhone app using Firebase, through FCM"},
 	}
 	step("registering devices and mutes through the HTTP API")
 	for _, d := range devices {
 		body := map[string]any{"app_id": appID, "client_id": d.client, "provider": d.provider, "token": d.token}
+		if d.platform != "" {
+			body["platform"] = d.platform
+		}
 		if d.env != "" {
 			body["apns_env"] = d.env
 		}
@@ -157,10 +162,10 @@ apps:
 	}
 
 	msgID := "demo-" + time.Now().UTC().Format("20060102T150405.000")
-	step("enqueueing message " + msgID + " from zoe to ana, ben, cai, dan, eve (@-mentioned), fay (no device), gus")
+	step("enqueueing message " + msgID + " from zoe to ana, ben, cai, dan, eve (@-mentioned), fay (no device), gus, hal, ida")
 	job := map[string]any{
 		"app_id": appID, "message_id": msgID, "conversation_id": "team-chat", "from_client_id": "zoe",
-		"recipients": []string{"ana", "ben", "cai", "dan", "eve", "fay", "gus"}, "mentions": []string{"eve"},
+		"recipients": []string{"ana", "ben", "cai", "dan", "eve", "fay", "gus", "hal", "ida"}, "mentions": []string{"eve"},
 	}
 	if st, b := api.do(ctx, "POST", "/v1/push", job); st != 202 {
 		return fmt.Errorf("POST /v1/push: %d %s", st, b)
@@ -168,12 +173,12 @@ apps:
 	if st, _ := api.do(ctx, "POST", "/v1/push", job); st != 409 {
 		return fmt.Errorf("the same message enqueued twice was not refused (status %d)", st)
 	}
-	trace, err := api.waitTrace(ctx, msgID, 7)
+	trace, err := api.waitTrace(ctx, msgID, 9)
 	if err != nil {
 		return err
 	}
 
-	want := map[string]string{"ana": "delivered", "ben": "delivered", "cai": "delivered", "dan": "muted", "eve": "delivered", "fay": "no_device", "gus": "invalid_token"}
+	want := map[string]string{"ana": "delivered", "ben": "delivered", "cai": "delivered", "dan": "muted", "eve": "delivered", "fay": "no_device", "gus": "invalid_token", "hal": "delivered", "ida": "delivered"}
 	what := map[string]string{"fay": "no registered device"}
 	for _, d := range devices {
 		what[d.client] = d.what
@@ -182,7 +187,7 @@ apps:
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECIPIENT\tDEVICE\tOUTCOME\tPROVIDER SAID\tEXPECTED\t")
 	wrong := 0
-	for _, c := range []string{"ana", "ben", "cai", "dan", "eve", "fay", "gus"} {
+	for _, c := range []string{"ana", "ben", "cai", "dan", "eve", "fay", "gus", "hal", "ida"} {
 		row := trace[c]
 		mark := "ok"
 		if row.Outcome != want[c] {
@@ -441,16 +446,32 @@ func (c *client) waitTrace(ctx context.Context, msgID string, want int) (map[str
 
 // summarize shows the title and body of an APNs payload or FCM message.
 func summarize(payload []byte) string {
+	type alert struct {
+		Alert struct{ Title, Body string } `json:"alert"`
+	}
 	var p struct {
-		APS struct {
-			Alert struct{ Title, Body string } `json:"alert"`
-		} `json:"aps"`
+		APS          alert                        `json:"aps"`
 		Notification struct{ Title, Body string } `json:"notification"`
+		// An FCM message to an iPhone or a browser.
+		APNs struct {
+			Payload struct {
+				APS alert `json:"aps"`
+			} `json:"payload"`
+		} `json:"apns"`
+		Webpush struct {
+			Notification struct{ Title, Body string } `json:"notification"`
+		} `json:"webpush"`
 	}
 	json.Unmarshal(payload, &p)
-	t, b := p.APS.Alert.Title, p.APS.Alert.Body
-	if t == "" && b == "" {
-		t, b = p.Notification.Title, p.Notification.Body
+	for _, tb := range [][2]string{
+		{p.APS.Alert.Title, p.APS.Alert.Body},
+		{p.Notification.Title, p.Notification.Body},
+		{p.APNs.Payload.APS.Alert.Title, p.APNs.Payload.APS.Alert.Body},
+		{p.Webpush.Notification.Title, p.Webpush.Notification.Body},
+	} {
+		if tb[0] != "" || tb[1] != "" {
+			return fmt.Sprintf("%q / %q", tb[0], tb[1])
+		}
 	}
-	return fmt.Sprintf("%q / %q", t, b)
+	return "(no notification)"
 }
