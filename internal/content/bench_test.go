@@ -51,14 +51,26 @@ func BenchmarkFCMPerDevice(b *testing.B) {
 			FCMMessage(p, j, "token", &badge)
 		}
 	})
-	b.Run("template", func(b *testing.B) {
-		b.ReportAllocs()
-		tmpl := NewFCMTemplate(p, j, sent)
-		for i := 0; b.Loop(); i++ {
-			badge := i % 100
-			tmpl.Message("token", &badge)
-		}
-	})
+	ios, err := NewFCMAPNsTemplate(p, j, sent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tmpl *FCMTemplate
+	}{
+		{"template/android", NewFCMTemplate(p, j, sent)},
+		{"template/ios", ios},
+		{"template/web", NewFCMWebTemplate(p, j, sent)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				badge := i % 100
+				tc.tmpl.Message("token", &badge)
+			}
+		})
+	}
 }
 
 func BenchmarkResolve(b *testing.B) {
