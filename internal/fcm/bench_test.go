@@ -70,7 +70,7 @@ func BenchmarkFanOut(b *testing.B) {
 			}
 			return e
 		}
-		for _, bound := range []int{50, 100, 200, 500} {
+		for _, bound := range []int{50, 100, 256, 500} {
 			b.Run(fmt.Sprintf("latency=%v/pushd/inflight=%d", latency, bound), func(b *testing.B) {
 				e := start(b)
 				run(b, e, func(msgs []*messaging.Message) int {
