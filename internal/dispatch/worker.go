@@ -136,7 +136,8 @@ func (r *Report) throttled() bool {
 func isThrottle(reason string) bool {
 	switch reason {
 	case "TooManyRequests", "TooManyProviderTokenUpdates", // APNs 429
-		"QUOTA_EXCEEDED": // FCM 429
+		"QUOTA_EXCEEDED",                          // FCM 429
+		"RESOURCE_EXHAUSTED", "Too Many Requests": // a 429 without FCM's detail
 		return true
 	}
 	return false

@@ -190,6 +190,11 @@ func TestWorkerRetryError(t *testing.T) {
 			pending: 1, after: time.Minute, throttled: true,
 		},
 		{
+			name:    "FCM 429 without its detail",
+			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "RESOURCE_EXHAUSTED", RetryAfter: time.Minute},
+			pending: 1, after: time.Minute, throttled: true,
+		},
+		{
 			name:    "both throttled",
 			alice:   retry("TooManyRequests", 0),
 			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "QUOTA_EXCEEDED", RetryAfter: time.Minute},

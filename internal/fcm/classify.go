@@ -34,11 +34,11 @@ const notValidToken = "not a valid FCM registration token"
 //	UNREGISTERED, SENDER_ID_MISMATCH                  invalid_token
 //	INVALID_ARGUMENT "not a valid FCM registration token"  invalid_token
 //	INVALID_ARGUMENT, anything else                    rejected
-//	QUOTA_EXCEEDED (429)                               retrying, Retry-After at least a minute
+//	QUOTA_EXCEEDED, any other 429                      retrying, Retry-After at least a minute
 //	UNAVAILABLE (503), INTERNAL (500)                  retrying, Retry-After as sent
 //	THIRD_PARTY_AUTH_ERROR (APNs key refused)          auth_error
 //	other 401, 403 (access token, project permission)  auth_error
-//	other 429, 5xx                                     retrying
+//	other 5xx                                          retrying
 //	other 4xx (404 without UNREGISTERED: bad endpoint) rejected
 //	no answer: network, timeout, cancelled             retrying
 //	refused by the SDK before sending                  rejected
@@ -83,7 +83,9 @@ func classify(ctx context.Context, err error, x *exchange, now time.Time) Result
 		} else {
 			r.Field = field
 		}
-	case messaging.IsQuotaExceeded(err):
+	case messaging.IsQuotaExceeded(err), resp.StatusCode == http.StatusTooManyRequests:
+		// A 429 without FCM's detail (RESOURCE_EXHAUSTED, from
+		// something in between) is throttling all the same.
 		r.Outcome, r.RetryAfter = outcome.Retrying, max(retryAfter, minQuotaBackoff)
 	case messaging.IsUnavailable(err), messaging.IsInternal(err):
 		r.Outcome, r.RetryAfter = outcome.Retrying, retryAfter
@@ -91,7 +93,7 @@ func classify(ctx context.Context, err error, x *exchange, now time.Time) Result
 		r.Outcome = outcome.AuthError
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		r.Outcome = outcome.AuthError
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode >= 500:
 		r.Outcome, r.RetryAfter = outcome.Retrying, retryAfter
 	case resp.StatusCode >= 400:
 		r.Outcome = outcome.Rejected

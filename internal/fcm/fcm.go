@@ -22,7 +22,6 @@ import (
 	"firebase.google.com/go/v4/messaging"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
-	"golang.org/x/oauth2/jwt"
 	"google.golang.org/api/option"
 
 	"github.com/pushd/pushd/internal/outcome"
@@ -126,24 +125,22 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	return s, nil
 }
 
-// credentials are an app's checked credentials, not yet a token source.
+// credentials are an app's checked credentials and their token source.
 type credentials struct {
 	// id names them among apps: the key file, or ADC.
 	id      string
 	project string
-	// jwt is the service-account key file's flow; nil for ADC.
-	jwt *jwt.Config
+	src     oauth2.TokenSource
 }
 
-func loadCredentials(ctx context.Context, ac AppConfig) (*credentials, error) {
+// loadCredentials reads ac's credentials now, so that a broken file stops
+// pushd at start. Tokens are fetched with the HTTP client in tctx.
+func loadCredentials(tctx context.Context, ac AppConfig) (*credentials, error) {
 	switch {
 	case ac.ApplicationDefault && ac.CredentialsFile != "":
 		return nil, errors.New("a credentials file and application default credentials are both set; want one")
 	case ac.ApplicationDefault:
-		// Read now, so that a broken GOOGLE_APPLICATION_CREDENTIALS stops
-		// pushd at start; tokens come from the source built in
-		// newClient.
-		dc, err := google.FindDefaultCredentials(ctx, scopeMessaging)
+		dc, err := google.FindDefaultCredentials(tctx, scopeMessaging)
 		if err != nil {
 			return nil, fmt.Errorf("application default credentials: %w", err)
 		}
@@ -154,7 +151,7 @@ func loadCredentials(ctx context.Context, ac AppConfig) (*credentials, error) {
 		if project == "" {
 			return nil, errors.New("project id is required: the application default credentials name no project")
 		}
-		return &credentials{id: "application-default", project: project}, nil
+		return &credentials{id: "application-default", project: project, src: dc.TokenSource}, nil
 	case ac.CredentialsFile == "":
 		return nil, errors.New("credentials file (service-account JSON) or application default credentials are required")
 	}
@@ -177,20 +174,12 @@ func loadCredentials(ctx context.Context, ac AppConfig) (*credentials, error) {
 	if err != nil {
 		id = ac.CredentialsFile
 	}
-	return &credentials{id: id, project: project, jwt: jwtCfg}, nil
+	return &credentials{id: id, project: project, src: jwtCfg.TokenSource(tctx)}, nil
 }
 
 // newClient returns the client for ac's project, built unless clients
 // already holds it.
 func newClient(ctx context.Context, ac AppConfig, clients map[clientKey]*client) (*client, error) {
-	cr, err := loadCredentials(ctx, ac)
-	if err != nil {
-		return nil, err
-	}
-	key := clientKey{cr.id, cr.project, ac.Endpoint, ac.CAFile}
-	if c := clients[key]; c != nil {
-		return c, nil
-	}
 	roots, err := pemfile.CertPool(ac.CAFile)
 	if err != nil {
 		return nil, err
@@ -200,18 +189,16 @@ func newClient(ctx context.Context, ac AppConfig, clients map[clientKey]*client)
 	// as the source lives: not only while New runs.
 	tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient,
 		&http.Client{Transport: base, Timeout: requestTimeout})
-	var src oauth2.TokenSource
-	if cr.jwt != nil {
-		src = cr.jwt.TokenSource(tctx)
-	} else {
-		dc, err := google.FindDefaultCredentials(tctx, scopeMessaging)
-		if err != nil {
-			return nil, fmt.Errorf("application default credentials: %w", err)
-		}
-		src = dc.TokenSource
+	cr, err := loadCredentials(tctx, ac)
+	if err != nil {
+		return nil, err
+	}
+	key := clientKey{cr.id, cr.project, ac.Endpoint, ac.CAFile}
+	if c := clients[key]; c != nil {
+		return c, nil
 	}
 	hc := &http.Client{
-		Transport: &transport{next: &oauth2.Transport{Source: src, Base: base}},
+		Transport: &transport{tokens: &tokenCache{src: cr.src}, base: base},
 		Timeout:   requestTimeout,
 	}
 	opts := []option.ClientOption{option.WithHTTPClient(hc)}

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,6 +181,7 @@ func TestSendFaults(t *testing.T) {
 		{"429 short Retry-After", pushsim.Fault{Kind: pushsim.FaultTooManyRequests, RetryAfter: 7}, outcome.Retrying, "QUOTA_EXCEEDED", time.Minute, 1},
 		{"429 long Retry-After", pushsim.Fault{Kind: pushsim.FaultTooManyRequests, RetryAfter: 150}, outcome.Retrying, "QUOTA_EXCEEDED", 150 * time.Second, 1},
 		{"429 no Retry-After", pushsim.Fault{Kind: pushsim.FaultTooManyRequests}, outcome.Retrying, "QUOTA_EXCEEDED", time.Minute, 1},
+		{"429 RESOURCE_EXHAUSTED", reason(429, "RESOURCE_EXHAUSTED", 5), outcome.Retrying, "RESOURCE_EXHAUSTED", time.Minute, 1},
 		{"500", pushsim.Fault{Kind: pushsim.FaultInternal}, outcome.Retrying, "INTERNAL", 0, 1},
 		{"500 with Retry-After", reason(500, "INTERNAL", 3), outcome.Retrying, "INTERNAL", 3 * time.Second, 1},
 		// The SDK would wait this out inside the send and try again; the
@@ -592,5 +595,128 @@ func TestClientPerProject(t *testing.T) {
 	want(t, s.Send(context.Background(), "support", message(sim.Minter().FCM(pushsim.FateValid, project, 9))), outcome.Delivered, "")
 	if n := sim.Total(pushsim.ListenerFCMOAuth, http.StatusOK, ""); n != 2 {
 		t.Errorf("%d access tokens after a second service account, want 2", n)
+	}
+}
+
+// gateway is an HTTPS server beside pushsim, for answers pushsim does not
+// give; the app trusts both.
+func gateway(t *testing.T, sim *pushsim.Sim, h http.HandlerFunc) (*httptest.Server, string) {
+	t.Helper()
+	srv := httptest.NewTLSServer(h)
+	t.Cleanup(srv.Close)
+	bundle := append(sim.CA().CertPEM(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})...)
+	return srv, pushsimtest.WriteFile(t, t.TempDir(), "ca.pem", bundle)
+}
+
+// TestSendAnswerBrokenOff: the connection drops after FCM's status line,
+// in the middle of its body. The SDK counts that as a network error and
+// would retry four times over seven seconds; the send ends after one.
+func TestSendAnswerBrokenOff(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	var requests atomic.Int64
+	srv, ca := gateway(t, sim, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"name\":")
+		buf.Flush()
+		conn.Close()
+	})
+	app := appFor(t, sim, appID)
+	app.Endpoint, app.CAFile = srv.URL+"/v1", ca
+	s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{app}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res := s.Send(context.Background(), appID, message(sim.Minter().FCM(pushsim.FateValid, project, 1)))
+	if res.Outcome != outcome.Retrying || res.Err == nil || strings.Contains(res.Err.Error(), "context canceled") {
+		t.Errorf("result = %s %v, want Retrying with the network's error", res.Outcome, res.Err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d requests for one send: the SDK retried", n)
+	}
+}
+
+// TestSendTokenEndpointHangs: while the token endpoint takes its time,
+// every waiting send gives up when its own context ends, and they share
+// one token request.
+func TestSendTokenEndpointHangs(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	entered, release := make(chan struct{}, 16), make(chan struct{})
+	var fetches atomic.Int64
+	srv, ca := gateway(t, sim, func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		entered <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"x","token_type":"Bearer","expires_in":3600}`))
+	})
+	defer close(release)
+	sa, err := sim.NewServiceAccount(project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saJSON, err := sa.JSON(srv.URL + "/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := fcm.AppConfig{AppID: appID, CredentialsFile: pushsimtest.WriteFile(t, t.TempDir(), "sa.json", saJSON), Endpoint: sim.FCMEndpoint(), CAFile: ca}
+	s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{app}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	results := make(chan fcm.Result, 4)
+	for i := range 4 {
+		go func() {
+			results <- s.Send(ctx, appID, message(sim.Minter().FCM(pushsim.FateValid, project, uint64(i))))
+		}()
+	}
+	<-entered
+	cancel()
+	for range 4 {
+		select {
+		case res := <-results:
+			if res.Outcome != outcome.Retrying {
+				t.Errorf("result = %s %v, want Retrying", res.Outcome, res.Err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a send still waits for the token endpoint after its context ended")
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("%d token requests for four waiting sends, want 1", n)
+	}
+}
+
+// TestSendTokenEndpointBusy: a 429 or 503 from the token endpoint is no
+// verdict on the credentials: retrying, not auth_error.
+func TestSendTokenEndpointBusy(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			srv, ca := gateway(t, sim, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(status)
+				w.Write([]byte(`{"error":"rate_limited"}`))
+			})
+			sa, _ := sim.NewServiceAccount(project)
+			saJSON, _ := sa.JSON(srv.URL + "/token")
+			app := fcm.AppConfig{AppID: appID, CredentialsFile: pushsimtest.WriteFile(t, t.TempDir(), "sa.json", saJSON), Endpoint: sim.FCMEndpoint(), CAFile: ca}
+			s, err := fcm.New(context.Background(), fcm.Config{Apps: []fcm.AppConfig{app}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if res := s.Send(context.Background(), appID, message(sim.Minter().FCM(pushsim.FateValid, project, 1))); res.Outcome != outcome.Retrying {
+				t.Errorf("result = %s %q %v, want Retrying", res.Outcome, res.Code, res.Err)
+			}
+		})
 	}
 }
