@@ -271,7 +271,9 @@ func checkPlatform(fe *fieldErrors, prefix string, p *PlatformContent, platform 
 	checkLocArgs(fe, prefix+".loc_args", p.LocArgs, p.LocKey, "loc_key")
 	checkLocArgs(fe, prefix+".title_loc_args", p.TitleLocArgs, p.TitleLocKey, "title_loc_key")
 	// A field set where the platform has no use for it would be dropped
-	// without a word; saying so saves a day of wondering.
+	// without a word; saying so saves a day of wondering. The exceptions,
+	// marked "kept", were accepted and ignored before: jobs that send one
+	// block to both phones, already queued or not, stay valid.
 	const mobile = platformIOS | platformAndroid
 	for _, f := range []struct {
 		name string
@@ -280,10 +282,10 @@ func checkPlatform(fe *fieldErrors, prefix string, p *PlatformContent, platform 
 	}{
 		{"badge", p.Badge != nil, mobile},
 		{"sound", p.Sound != "", mobile},
-		{"category", p.Category != "", platformIOS},
-		{"thread_id", p.ThreadID != "", platformIOS},
-		{"mutable_content", p.MutableContent, platformIOS},
-		{"channel_id", p.ChannelID != "", platformAndroid},
+		{"category", p.Category != "", mobile},        // kept on Android
+		{"thread_id", p.ThreadID != "", mobile},       // kept on Android
+		{"mutable_content", p.MutableContent, mobile}, // kept on Android
+		{"channel_id", p.ChannelID != "", mobile},     // kept on iOS
 		{"loc_key", p.LocKey != "", mobile}, {"loc_args", len(p.LocArgs) > 0, mobile},
 		{"title_loc_key", p.TitleLocKey != "", mobile}, {"title_loc_args", len(p.TitleLocArgs) > 0, mobile},
 		{"click_action", p.ClickAction != "", platformAndroid | platformWeb},

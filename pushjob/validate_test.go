@@ -298,11 +298,16 @@ func TestValidate(t *testing.T) {
 		}, want: []string{"push.ios.title_loc_args[1]"}, rule: "at most 4096 bytes"},
 		{name: "android iOS-only fields", mutate: func(j *pushjob.Job) {
 			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{
-				PushType: pushjob.PushTypeVoIP, Category: "MSG", ThreadID: "t", MutableContent: true,
-				LiveActivity: &pushjob.LiveActivity{Event: pushjob.LiveActivityEnd},
+				PushType: pushjob.PushTypeVoIP, LiveActivity: &pushjob.LiveActivity{Event: pushjob.LiveActivityEnd},
 			}}
-		}, want: []string{"push.android.category", "push.android.thread_id", "push.android.mutable_content", "push.android.push_type", "push.android.live_activity"},
+		}, want: []string{"push.android.push_type", "push.android.live_activity"},
 			rule: "not for this platform: iOS only"},
+		// Accepted and ignored before platforms were checked: jobs that
+		// send one block to both phones stay valid.
+		{name: "one block for both phones", mutate: func(j *pushjob.Job) {
+			both := pushjob.PlatformContent{Category: "MSG", ThreadID: "t", MutableContent: true, ChannelID: "messages"}
+			j.Push = &pushjob.Content{IOS: &both, Android: &both}
+		}},
 		{name: "android localized and click action", mutate: func(j *pushjob.Job) {
 			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{
 				LocKey: "new_message", LocArgs: []string{"Ada"}, TitleLocKey: "chat_title", TitleLocArgs: []string{"Team"},
@@ -313,8 +318,8 @@ func TestValidate(t *testing.T) {
 			j.Push = &pushjob.Content{Android: &pushjob.PlatformContent{LocArgs: []string{"Ada"}}}
 		}, want: []string{"push.android.loc_args"}, rule: "needs loc_key"},
 		{name: "ios Android and web fields", mutate: func(j *pushjob.Job) {
-			j.Push = iosBlock(pushjob.PlatformContent{ClickAction: "OPEN", Icon: "ic", ChannelID: "messages"})
-		}, want: []string{"push.ios.channel_id", "push.ios.click_action", "push.ios.icon"}, rule: "not for this platform"},
+			j.Push = iosBlock(pushjob.PlatformContent{ClickAction: "OPEN", Icon: "ic"})
+		}, want: []string{"push.ios.click_action", "push.ios.icon"}, rule: "not for this platform"},
 		{name: "web", mutate: func(j *pushjob.Job) {
 			j.Push = &pushjob.Content{Web: &pushjob.PlatformContent{
 				Title: "Ada", Body: "hi", ClickAction: "https://chat.example.com/c/1", Icon: "https://chat.example.com/icon.png",
