@@ -306,6 +306,11 @@ func scan(row scanner) (Installation, error) {
 	var in Installation
 	err := row.Scan(&in.ID, &in.AppID, &in.ClientID, &in.Provider, &in.Platform, &in.Token, &in.APNsEnv, &in.APNsTopic, &in.Locale, &in.Timezone,
 		&in.Badge, &in.Valid, &in.InvalidReason, storage.ScanTime(&in.InvalidAt), storage.ScanTime(&in.CreatedAt), storage.ScanTime(&in.UpdatedAt))
+	if in.Platform == "" {
+		// Written by a pushd from before platforms, during a rolling
+		// upgrade (PostgreSQL's migration 002).
+		in.Platform = DefaultPlatform(in.Provider)
+	}
 	return in, err
 }
 

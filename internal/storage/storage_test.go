@@ -305,22 +305,36 @@ func TestMigrateInstallationPlatform(t *testing.T) {
 				t.Errorf("after 002:\n%+v\nwant\n%+v", got, want)
 			}
 
-			// An FCM row that names no platform is android; an APNs row
-			// that names none, or another than ios, is refused.
+			// A row that names no platform is what a pushd from before
+			// 002 writes. PostgreSQL, which several pushd share during a
+			// rolling upgrade, keeps it as '' (the store reads the
+			// provider's default) and takes an APNs one; SQLite, which
+			// one process owns, makes it android and refuses an APNs one.
 			storagetest.Exec(t, db, insert, "default", "pixel-2", "carol", "fcm", "f2", "", true, 0, now, now)
+			blank := "android"
+			if tc.name == "postgres" {
+				blank = ""
+				storagetest.Exec(t, db, insert, "default", "iphone-old", "carol", "apns", "dd", "", true, 0, now, now)
+			}
 			var platform string
-			if err := db.QueryRowContext(ctx, "SELECT platform FROM installations WHERE installation_id = 'pixel-2'").Scan(&platform); err != nil || platform != "android" {
-				t.Errorf("FCM row without a platform: %q, %v; want android", platform, err)
+			if err := db.QueryRowContext(ctx, "SELECT platform FROM installations WHERE installation_id = 'pixel-2'").Scan(&platform); err != nil || platform != blank {
+				t.Errorf("FCM row without a platform: %q, %v; want %q", platform, err, blank)
 			}
 			withPlatform := "INSERT INTO installations (app_id, installation_id, client_id, provider, platform, token, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-			for _, bad := range []struct {
+			bads := []struct {
 				query string
 				args  []any
 			}{
-				{insert, []any{"default", "ipad", "carol", "apns", "cc", "", true, 0, now, now}},
 				{withPlatform, []any{"default", "ipad", "carol", "apns", "android", "cc", now, now}},
 				{withPlatform, []any{"default", "ipad", "carol", "fcm", "windows", "cc", now, now}},
-			} {
+			}
+			if tc.name == "sqlite" {
+				bads = append(bads, struct {
+					query string
+					args  []any
+				}{insert, []any{"default", "ipad", "carol", "apns", "cc", "", true, 0, now, now}})
+			}
+			for _, bad := range bads {
 				if _, err := db.ExecContext(ctx, db.Rebind(bad.query), bad.args...); err == nil {
 					t.Errorf("insert %v succeeded", bad.args)
 				}

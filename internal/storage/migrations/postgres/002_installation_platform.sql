@@ -3,12 +3,14 @@
 -- Installations registered before now are taken to be what their provider
 -- implies: APNs reaches only iOS, and FCM was used from Android apps.
 --
--- The default is FCM's, the only provider with a choice; an APNs row that
--- names no platform fails the check rather than being stored as android.
+-- '' is what a pushd from before this migration writes while a rolling
+-- upgrade has both running: the store reads it as the provider's default,
+-- and the checks let it through rather than fail that pushd's
+-- registrations.
 ALTER TABLE installations
-    ADD COLUMN platform text NOT NULL DEFAULT 'android' CHECK (platform IN ('ios', 'android', 'web'));
+    ADD COLUMN platform text NOT NULL DEFAULT '' CHECK (platform IN ('', 'ios', 'android', 'web'));
 
-UPDATE installations SET platform = 'ios' WHERE provider = 'apns';
+UPDATE installations SET platform = CASE provider WHEN 'apns' THEN 'ios' ELSE 'android' END;
 
 ALTER TABLE installations
-    ADD CONSTRAINT installations_apns_platform CHECK (provider = 'fcm' OR platform = 'ios');
+    ADD CONSTRAINT installations_apns_platform CHECK (provider = 'fcm' OR platform IN ('', 'ios'));
