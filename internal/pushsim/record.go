@@ -18,7 +18,11 @@ const (
 
 // pushListeners are the listeners that take pushes, in the order of
 // recorder.flight.
-var pushListeners = [...]string{ListenerAPNsProduction, ListenerAPNsDevelopment, ListenerFCM}
+func pushListeners() [numPushListeners]string {
+	return [...]string{ListenerAPNsProduction, ListenerAPNsDevelopment, ListenerFCM}
+}
+
+const numPushListeners = 3
 
 // Count is how many requests one listener answered with one status and reason.
 type Count struct {
@@ -63,7 +67,7 @@ type recorder struct {
 	// flight is written by every push, counts read by every answer: the
 	// pad keeps them off one cache line (gauge pads its own other side).
 	_      [cacheLine]byte
-	flight [len(pushListeners)]gauge
+	flight [numPushListeners]gauge
 	shards [recordShards]receiptShard
 	// max is the most tokens with a receipt; past it pushes to new tokens
 	// are counted but not kept, so a long benchmark cannot exhaust memory.
@@ -179,7 +183,7 @@ func (g *gauge) resetPeak() {
 
 // gauge returns listener's gauge, or nil for a listener that takes no pushes.
 func (r *recorder) gauge(listener string) *gauge {
-	for i, name := range pushListeners {
+	for i, name := range pushListeners() {
 		if name == listener {
 			return &r.flight[i]
 		}
@@ -189,8 +193,8 @@ func (r *recorder) gauge(listener string) *gauge {
 
 // inFlight reports every push listener's current count, or its peak.
 func (r *recorder) inFlight(peak bool) map[string]int64 {
-	out := make(map[string]int64, len(pushListeners))
-	for i, name := range pushListeners {
+	out := make(map[string]int64, numPushListeners)
+	for i, name := range pushListeners() {
 		g := &r.flight[i]
 		if peak {
 			out[name] = g.peak.Load()
