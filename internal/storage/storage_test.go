@@ -247,8 +247,8 @@ func TestTxRollsBack(t *testing.T) {
 }
 
 // Installations registered before 002 get the platform their provider
-// implies, and from then on the database refuses an APNs device that is not
-// iOS, whichever code writes it.
+// implies, and from then on the database refuses an APNs device that names
+// another platform than iOS, whichever code writes it.
 func TestMigrateInstallationPlatform(t *testing.T) {
 	for _, tc := range []struct {
 		name string
