@@ -92,7 +92,7 @@ func startPushd(t *testing.T, sim *pushsim.Sim, database string) *e2e {
 		}
 		p8, _ := key.P8()
 		pushsimtest.WriteFile(t, certs, "AuthKey_"+key.KeyID+".p8", p8)
-		return fmt.Sprintf("key_file: certs/default/AuthKey_%s.p8\n      key_id: %s\n      team_id: %s", key.KeyID, key.KeyID, key.TeamID)
+		return fmt.Sprintf("key_file: certs/default/AuthKey_%s.p8\n      key_id: %s\n      team_id: %s\n      topic: %s", key.KeyID, key.KeyID, key.TeamID, e2eTopic)
 	})
 }
 
@@ -122,7 +122,6 @@ apps:
   - id: default
     apns:
       %s
-      topic: %s
       production_url: %s
       development_url: %s
       ca_file: certs/default/pushsim-ca.pem
@@ -133,7 +132,7 @@ apps:
     defaults:
       title: "${fromClientId}"
       body: "New message in ${convId}"
-`, listen, e2eToken, redisAddr(), e2eRedisDB, database, apnsCreds, e2eTopic,
+`, listen, e2eToken, redisAddr(), e2eRedisDB, database, apnsCreds,
 		sim.APNsURL(pushsim.Production), sim.APNsURL(pushsim.Development), sim.FCMEndpoint())
 	cfgPath := pushsimtest.WriteFile(t, dir, "pushd.yaml", []byte(cfg))
 
@@ -618,7 +617,8 @@ func TestAPNsEnvironmentSelfCorrects(t *testing.T) {
 }
 
 // An app on an APNs certificate: one universal .p12 (modern format, its
-// password from the environment) serves both gateways.
+// password from the environment) serves both gateways. The config names no
+// topic: the certificate's bundle id is the app's, VoIP pushes included.
 func TestCertificateAuthentication(t *testing.T) {
 	needRedis(t)
 	sim := pushsimtest.Start(t, pushsim.Config{})
@@ -638,15 +638,27 @@ func TestCertificateAuthentication(t *testing.T) {
 	m := sim.Minter()
 	prod := m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic, 1)
 	dev := m.APNs(pushsim.FateValid, pushsim.Development, e2eTopic, 2)
+	voip := m.APNs(pushsim.FateValid, pushsim.Production, e2eTopic+".voip", 3)
 	e.register("iphone-ann", "ann", "apns", prod, "production")
 	e.register("iphone-bea", "bea", "apns", dev, "development")
+	e.register("iphone-cal", "cal", "apns", voip, "production")
 	job := map[string]any{"message_id": "cert-1", "conversation_id": "conv-c", "recipients": []string{"ann", "bea"}}
-	if st := e.call("POST", "/v1/push", job, nil); st != 202 {
-		t.Fatalf("push: %d", st)
+	call := map[string]any{"message_id": "cert-call-1", "conversation_id": "conv-c", "recipients": []string{"cal"},
+		"push": map[string]any{"ios": map[string]any{"push_type": "voip"}}}
+	for _, j := range []map[string]any{job, call} {
+		if st := e.call("POST", "/v1/push", j, nil); st != 202 {
+			t.Fatalf("push %v: %d", j["message_id"], st)
+		}
 	}
 	got := e.waitTrace("cert-1", 2)
 	if got["ann/iphone-ann"] != "delivered" || got["bea/iphone-bea"] != "delivered" {
 		t.Errorf("trace %v, want both delivered", got)
+	}
+	if got := e.waitTrace("cert-call-1", 1); got["cal/iphone-cal"] != "delivered" {
+		t.Errorf("VoIP trace %v, want delivered to the certificate's .voip topic", got)
+	}
+	if rc, _ := sim.Receipt(voip); rc.Headers["apns-topic"] != e2eTopic+".voip" {
+		t.Errorf("VoIP apns-topic %q, want %s.voip", rc.Headers["apns-topic"], e2eTopic)
 	}
 	for tok, listener := range map[string]string{prod: "apns-production", dev: "apns-development"} {
 		if rc, ok := sim.Receipt(tok); !ok || rc.Count != 1 || rc.Listener != listener {

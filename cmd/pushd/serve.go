@@ -189,13 +189,10 @@ func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *inst
 	a *apns.Sender, f *fcm.Sender, c *stats.Counters) (*dispatch.Pipeline, error) {
 	apps := make(map[string]dispatch.App, len(cfg.Apps))
 	for _, app := range cfg.Apps {
-		da := dispatch.App{ID: app.ID, Defaults: app.Defaults}
-		if app.APNs != nil {
-			// VoIP pushes go to the app's topic plus ".voip" when the
-			// installation names none.
-			da.APNsTopic = app.APNs.Topic
-		}
-		apps[app.ID] = da
+		// Pushes of a type with a topic suffix (VoIP: ".voip") go to the
+		// app's topic plus the suffix when the installation names none;
+		// a certificate app's topic comes from its certificate.
+		apps[app.ID] = dispatch.App{ID: app.ID, Defaults: app.Defaults, APNsTopic: a.Topic(app.ID)}
 	}
 	return dispatch.New(dispatch.Config{
 		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, APNs: a, FCM: f, Observer: c, Logger: log,

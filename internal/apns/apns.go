@@ -311,6 +311,16 @@ func orDefault(s, def string) string {
 	return s
 }
 
+// Topic is appID's default apns-topic: the configured topic, else the
+// bundle id of the app's certificate; empty for an app without APNs
+// credentials.
+func (s *Sender) Topic(appID string) string {
+	if a := s.apps[appID]; a != nil {
+		return a.topic
+	}
+	return ""
+}
+
 // Send pushes r for appID and classifies Apple's answer. It always returns
 // an outcome, for the caller to record. An app without APNs credentials, or
 // an environment other than production and development, is NoCredentials.

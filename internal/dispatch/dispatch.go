@@ -627,7 +627,7 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 		topic := apnsTopic(pl.apnsPushType, d.APNsTopic, pl.appTopic)
 		suffix, suffixed := apnsTopicSuffixes[pl.apnsPushType]
 		if suffixed && topic == "" {
-			res.Outcome, res.Reason = outcome.Rejected, string(pl.apnsPushType)+" push: no APNs topic (the installation has no apns_topic and the app none configured)"
+			res.Outcome, res.Reason = outcome.Rejected, string(pl.apnsPushType)+" push: no APNs topic: register the installation with apns_topic, or set the app's apns.topic"
 			return res
 		}
 		p.sendAPNs(ctx, job, d, pl, topic, payload, &res)
