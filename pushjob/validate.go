@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/pushd/pushd/internal/fielderr"
 )
 
 // Limits that Validate enforces. Byte lengths count UTF-8 bytes, as the
@@ -46,18 +46,9 @@ const (
 
 // FieldError is one broken rule. Field is the JSON path of the offending
 // value ("recipients[2]", "push.ios.badge"), or "" when the error concerns
-// the document as a whole.
-type FieldError struct {
-	Field string `json:"field"`
-	Rule  string `json:"rule"`
-}
-
-func (e FieldError) Error() string {
-	if e.Field == "" {
-		return e.Rule
-	}
-	return e.Field + ": " + e.Rule
-}
+// the document as a whole. It is the type every pushd API reports fields
+// with.
+type FieldError = fielderr.Error
 
 // ValidationError lists every problem found in a job, so that a client
 // fixes them all in one round trip. Decode and Validate return it; the
@@ -83,6 +74,13 @@ type fieldErrors []FieldError
 
 func (fe *fieldErrors) add(field, rule string) {
 	*fe = append(*fe, FieldError{Field: field, Rule: rule})
+}
+
+// text checks an id (see fielderr.TextRule).
+func (fe *fieldErrors) text(field, s string, maxLen int, required bool) {
+	if rule := fielderr.TextRule(s, maxLen, required); rule != "" {
+		fe.add(field, rule)
+	}
 }
 
 // err returns the collected errors as a *ValidationError, or a nil error
@@ -121,37 +119,16 @@ func (l *listErrors) close() {
 func (j *Job) Validate() error {
 	var fe fieldErrors
 
-	switch {
-	case j.MessageID == "":
-		fe.add("message_id", "required")
-	case len(j.MessageID) > MaxMessageIDLen:
-		fe.add("message_id", fmt.Sprintf("at most %d bytes", MaxMessageIDLen))
-	case !printable(j.MessageID):
-		fe.add("message_id", rulePrintable)
-	}
-
-	switch {
-	case j.ConversationID == "":
-		fe.add("conversation_id", "required")
-	case len(j.ConversationID) > MaxIDLen:
-		fe.add("conversation_id", fmt.Sprintf("at most %d bytes", MaxIDLen))
-	case !printable(j.ConversationID):
-		fe.add("conversation_id", rulePrintable)
-	}
-
+	fe.text("message_id", j.MessageID, MaxMessageIDLen, true)
+	fe.text("conversation_id", j.ConversationID, MaxIDLen, true)
 	switch {
 	case j.AppID == "":
-	case !printable(j.AppID):
-		fe.add("app_id", rulePrintable)
+	case !fielderr.Text(j.AppID):
+		fe.add("app_id", fielderr.RuleText)
 	case !validAppID(j.AppID):
 		fe.add("app_id", "must match [A-Za-z0-9_.-]{1,64}")
 	}
-	switch {
-	case len(j.FromClientID) > MaxIDLen:
-		fe.add("from_client_id", fmt.Sprintf("at most %d bytes", MaxIDLen))
-	case !printable(j.FromClientID):
-		fe.add("from_client_id", rulePrintable)
-	}
+	fe.text("from_client_id", j.FromClientID, MaxIDLen, false)
 
 	switch n := len(j.Recipients); {
 	case n == 0:
@@ -220,10 +197,10 @@ func checkClientIDs(fe *fieldErrors, field string, ids []string, distinct bool) 
 		case id == "":
 			l.add(i, "must not be empty")
 			continue
-		case len(id) > MaxIDLen:
-			l.add(i, fmt.Sprintf("at most %d bytes", MaxIDLen))
-		case !printable(id):
-			l.add(i, rulePrintable)
+		default:
+			if rule := fielderr.TextRule(id, MaxIDLen, true); rule != "" {
+				l.add(i, rule)
+			}
 		}
 		if !distinct {
 			continue
@@ -474,26 +451,6 @@ func checkData(fe *fieldErrors, field string, data map[string]any, apns, fcm boo
 func FCMReservedKey(k string) bool {
 	return k == "from" || k == "message_type" ||
 		strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm")
-}
-
-// rulePrintable is the rule an id breaks when printable refuses it.
-const rulePrintable = "printable UTF-8 only, no control characters"
-
-// printable reports whether s is valid UTF-8 without control or other
-// invisible characters, so that it reads the same in logs and asynqmon.
-// Every id of a job is checked with it: ids are stored, and PostgreSQL
-// refuses a NUL in text (SQLSTATE 22021), which would turn a bad job into
-// hours of retries instead of a 400 now.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // validAppID reports whether s matches [A-Za-z0-9_.-]{1,64}.

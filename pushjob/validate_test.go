@@ -406,7 +406,7 @@ func TestValidateRefusesNULFromJSON(t *testing.T) {
 	var ve *pushjob.ValidationError
 	errors.As(err, &ve)
 	for _, f := range ve.Fields {
-		if f.Rule != "printable UTF-8 only, no control characters" {
+		if f.Rule != "printable UTF-8 only, no control characters, no invisible or format characters" {
 			t.Errorf("%s: rule %q", f.Field, f.Rule)
 		}
 	}

@@ -13,7 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,10 +141,7 @@ func New(cfg Config) (*Handler, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // FieldError names a field and the rule it broke.
-type FieldError struct {
-	Field string `json:"field"`
-	Rule  string `json:"rule"`
-}
+type FieldError = fielderr.Error
 
 type errorBody struct {
 	Error  string       `json:"error"`
@@ -242,6 +241,10 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 			writeError(w, http.StatusBadRequest, "empty body: want a JSON object", nil)
 			return false
 		}
+		if f, ok := decodeField(err); ok {
+			writeError(w, http.StatusBadRequest, badField(f), []FieldError{f})
+			return false
+		}
 		writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error(), nil)
 		return false
 	}
@@ -251,6 +254,41 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// badField is the error of a body whose JSON holds f's mistake.
+func badField(f FieldError) string {
+	return fmt.Sprintf("malformed JSON: field %q: %s", f.Field, f.Rule)
+}
+
+// decodeField is the field a well-formed body got wrong: a value of the
+// wrong type, or a field the route does not take. Said in the words of
+// the API, not of Go's types.
+func decodeField(err error) (FieldError, bool) {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return FieldError{Field: te.Field, Rule: "want " + jsonKind(te.Type.Kind())}, true
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if field, err := strconv.Unquote(name); err == nil {
+			return FieldError{Field: field, Rule: "unknown field"}, true
+		}
+	}
+	return FieldError{}, false
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a number"
 }
 
 // bodyApp picks the app id of a request that may name it in its query, as
@@ -287,21 +325,34 @@ func (h *Handler) app(w http.ResponseWriter, appID string) (string, bool) {
 func fieldErrors(err error) ([]FieldError, bool) {
 	var fe *fielderr.List
 	if errors.As(err, &fe) {
-		var out []FieldError
-		for _, f := range fe.Fields {
-			out = append(out, FieldError{Field: f.Field, Rule: f.Rule})
-		}
-		return out, true
+		return fe.Fields, true
 	}
 	var je *pushjob.ValidationError
 	if errors.As(err, &je) {
-		var out []FieldError
-		for _, f := range je.Fields {
-			out = append(out, FieldError{Field: f.Field, Rule: f.Rule})
-		}
-		return out, true
+		return je.Fields, true
 	}
 	return nil, false
+}
+
+// id is an id a request names in its path or query.
+type id struct {
+	field, value string
+	maxLen       int
+}
+
+// checkIDs answers 400, naming each bad one, when an id breaks the rule
+// ids are stored under: such an id can match nothing, and PostgreSQL
+// would refuse some (a NUL) with a 500.
+func checkIDs(w http.ResponseWriter, ids ...id) bool {
+	fe := fielderr.List{What: "request"}
+	for _, i := range ids {
+		fe.CheckText(i.field, i.value, i.maxLen, true)
+	}
+	if len(fe.Fields) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid request", fe.Fields)
+		return false
+	}
+	return true
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -352,6 +403,9 @@ func (h *Handler) putInstallation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteInstallation(w http.ResponseWriter, r *http.Request) {
+	if !checkIDs(w, id{"id", r.PathValue("id"), installations.MaxIDLen}) {
+		return
+	}
 	h.noContent(w, r, func(ctx context.Context, app string) error {
 		return h.cfg.Installations.Delete(ctx, app, r.PathValue("id"))
 	})
@@ -377,8 +431,8 @@ func (h *Handler) clientQuery(w http.ResponseWriter, r *http.Request) (app, clie
 	if app, ok = h.app(w, q.Get("app_id")); !ok {
 		return "", "", false
 	}
-	if client = q.Get("client_id"); client == "" {
-		writeError(w, http.StatusBadRequest, "invalid request", []FieldError{{Field: "client_id", Rule: "required"}})
+	client = q.Get("client_id")
+	if !checkIDs(w, id{"client_id", client, installations.MaxClientIDLen}) {
 		return "", "", false
 	}
 	return app, client, true
@@ -401,15 +455,20 @@ func (h *Handler) listInstallations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) resetBadge(w http.ResponseWriter, r *http.Request) {
+	if !checkIDs(w, id{"client_id", r.PathValue("client_id"), installations.MaxClientIDLen}) {
+		return
+	}
 	h.noContent(w, r, func(ctx context.Context, app string) error {
 		return h.cfg.Installations.ResetBadge(ctx, app, r.PathValue("client_id"))
 	})
 }
 
 type muteBody struct {
-	AppID         string     `json:"app_id"`
-	Until         *time.Time `json:"until"`
-	AllowMentions bool       `json:"allow_mentions"`
+	AppID string `json:"app_id"`
+	// Until is read here rather than by encoding/json, whose error would
+	// not say which field held the bad time.
+	Until         *string `json:"until"`
+	AllowMentions bool    `json:"allow_mentions"`
 }
 
 func (h *Handler) putMute(w http.ResponseWriter, r *http.Request) {
@@ -421,7 +480,16 @@ func (h *Handler) putMute(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	m := mute.Mute{AppID: app, ClientID: r.PathValue("client_id"), ConversationID: r.PathValue("conversation_id"), Until: b.Until, AllowMentions: b.AllowMentions}
+	m := mute.Mute{AppID: app, ClientID: r.PathValue("client_id"), ConversationID: r.PathValue("conversation_id"), AllowMentions: b.AllowMentions}
+	if b.Until != nil {
+		until, err := time.Parse(time.RFC3339Nano, *b.Until)
+		if err != nil {
+			f := FieldError{Field: "until", Rule: "an RFC 3339 time such as 2026-12-31T23:00:00Z"}
+			writeError(w, http.StatusBadRequest, badField(f), []FieldError{f})
+			return
+		}
+		m.Until = &until
+	}
 	if err := h.cfg.Mutes.Set(r.Context(), m, h.cfg.Now()); err != nil {
 		h.fail(w, r, err)
 		return
@@ -430,6 +498,10 @@ func (h *Handler) putMute(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteMute(w http.ResponseWriter, r *http.Request) {
+	if !checkIDs(w, id{"client_id", r.PathValue("client_id"), mute.MaxClientIDLen},
+		id{"conversation_id", r.PathValue("conversation_id"), mute.MaxConversationIDLen}) {
+		return
+	}
 	h.noContent(w, r, func(ctx context.Context, app string) error {
 		return h.cfg.Mutes.Delete(ctx, app, r.PathValue("client_id"), r.PathValue("conversation_id"))
 	})
@@ -505,6 +577,9 @@ func (h *Handler) trace(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.Traces == nil {
 		writeError(w, http.StatusNotFound, "traces are not kept", nil)
+		return
+	}
+	if !checkIDs(w, id{"message_id", r.PathValue("message_id"), pushjob.MaxMessageIDLen}) {
 		return
 	}
 	rows, err := h.cfg.Traces.Trace(r.Context(), app, r.PathValue("message_id"))

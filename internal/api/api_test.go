@@ -1127,3 +1127,55 @@ func TestTrace(t *testing.T) {
 	s = newServer(t, func(c *api.Config) { c.Traces = nil })
 	s.badRequest("GET", "/v1/messages/m1", "", http.StatusNotFound)
 }
+
+// TestBodyMistakesNameTheField: a body of well-formed JSON with a wrong
+// value says which field and what it wants, in the API's words.
+func TestBodyMistakesNameTheField(t *testing.T) {
+	s := newServer(t)
+	for _, c := range []struct {
+		path, body, field, rule string
+	}{
+		{"/v1/installations/dev-1", `{"client_id": "alice", "token": 7}`, "token", "want a string"},
+		{"/v1/installations/dev-1", `{"colour": "red"}`, "colour", "unknown field"},
+		{"/v1/mutes/alice/conv-1", `{"until": "tomorrow"}`, "until", "RFC 3339"},
+		{"/v1/mutes/alice/conv-1", `{"allow_mentions": "yes"}`, "allow_mentions", "true or false"},
+	} {
+		e := s.badRequest("PUT", c.path, c.body, http.StatusBadRequest)
+		hasFields(t, e, map[string]string{c.field: c.rule})
+		if strings.Contains(e.Error, "Go struct") || strings.Contains(e.Error, "installationBody") {
+			t.Errorf("%s: error %q speaks of Go types", c.body, e.Error)
+		}
+	}
+}
+
+// TestIDsInPathAndQuery: an id no device or mute can have is a 400 naming
+// it, on every route, never a 500 from the database.
+func TestIDsInPathAndQuery(t *testing.T) {
+	s := newServer(t)
+	for _, c := range []struct{ method, path, field string }{
+		{"DELETE", "/v1/installations/dev%00", "id"},
+		{"GET", "/v1/installations?client_id=al%00ice", "client_id"},
+		{"GET", "/v1/installations", "client_id"},
+		{"DELETE", "/v1/clients/al%C2%A0ice/badge", "client_id"},
+		{"DELETE", "/v1/mutes/alice/conv%00", "conversation_id"},
+		{"GET", "/v1/mutes?client_id=al%00ice", "client_id"},
+		{"GET", "/v1/messages/m%00", "message_id"},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			hasFields(t, s.badRequest(c.method, c.path, "", http.StatusBadRequest), map[string]string{c.field: ""})
+		})
+	}
+}
+
+// TestRegistryAndJobsAgreeOnIDs: an id a device can be registered under can
+// be named in a job, and one a job refuses cannot be registered: U+00A0
+// (no-break space) is neither.
+func TestRegistryAndJobsAgreeOnIDs(t *testing.T) {
+	s := newServer(t)
+	e := s.badRequest("PUT", "/v1/installations/dev-1", jsonBody(t, map[string]any{
+		"client_id": "al\u00a0ice", "provider": "apns", "token": strings.Repeat("ab", 32),
+	}), http.StatusBadRequest)
+	hasFields(t, e, map[string]string{"client_id": "invisible"})
+	e = s.badRequest("PUT", "/v1/mutes/al%C2%A0ice/conv-1", `{}`, http.StatusBadRequest)
+	hasFields(t, e, map[string]string{"client_id": "invisible"})
+}

@@ -108,8 +108,8 @@ func (in Installation) Validate() error {
 	case len(in.ID) > MaxIDLen || !isIDChars(in.ID):
 		fe.Add("installation_id", fmt.Sprintf("at most %d characters from A-Z a-z 0-9 _ . : -", MaxIDLen))
 	}
-	checkText(&fe, "app_id", in.AppID, MaxAppIDLen, true)
-	checkText(&fe, "client_id", in.ClientID, MaxClientIDLen, true)
+	fe.CheckText("app_id", in.AppID, MaxAppIDLen, true)
+	fe.CheckText("client_id", in.ClientID, MaxClientIDLen, true)
 
 	switch in.Provider {
 	case APNs:
@@ -166,22 +166,6 @@ func (in Installation) Validate() error {
 		}
 	}
 	return fe.Err()
-}
-
-// checkText bounds a free-form identifier. Invalid UTF-8 and control
-// characters are refused here because PostgreSQL would refuse them later,
-// with a less helpful error.
-func checkText(fe *FieldErrors, field, s string, maxLen int, required bool) {
-	switch {
-	case s == "":
-		if required {
-			fe.Add(field, "required")
-		}
-	case len(s) > maxLen:
-		fe.Add(field, fmt.Sprintf("at most %d bytes", maxLen))
-	case !fielderr.Text(s):
-		fe.Add(field, "valid UTF-8 without control characters")
-	}
 }
 
 func isIDChars(s string) bool {

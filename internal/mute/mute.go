@@ -4,7 +4,6 @@ package mute
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -46,20 +45,9 @@ type FieldErrors = fielderr.List
 // caller surely meant something else.
 func (m Mute) Validate(now time.Time) error {
 	fe := FieldErrors{What: "mute"}
-	check := func(field, s string, maxLen int) {
-		switch {
-		case s == "":
-			fe.Add(field, "required")
-		case len(s) > maxLen:
-			fe.Add(field, fmt.Sprintf("at most %d bytes", maxLen))
-		case !fielderr.Text(s):
-			// PostgreSQL would refuse these later, less helpfully.
-			fe.Add(field, "valid UTF-8 without control characters")
-		}
-	}
-	check("app_id", m.AppID, MaxAppIDLen)
-	check("client_id", m.ClientID, MaxClientIDLen)
-	check("conversation_id", m.ConversationID, MaxConversationIDLen)
+	fe.CheckText("app_id", m.AppID, MaxAppIDLen, true)
+	fe.CheckText("client_id", m.ClientID, MaxClientIDLen, true)
+	fe.CheckText("conversation_id", m.ConversationID, MaxConversationIDLen, true)
 	if m.Until != nil && !m.Until.After(now) {
 		fe.Add("until", "must be in the future; omit it to mute until unmuted")
 	}
