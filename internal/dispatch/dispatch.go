@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -130,6 +131,8 @@ type DeviceResult struct {
 	Outcome        outcome.Outcome
 	// Reason is the provider's reason or error code, when it gave one.
 	Reason string
+	// Throttled says the provider asked to slow down (429).
+	Throttled bool
 }
 
 // Report is what a job's attempt did.
@@ -653,7 +656,7 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 			return res
 		}
 		fr := p.cfg.FCM.Send(ctx, job.AppID, t.Message(d.Token, badge))
-		res.Outcome, res.Reason, res.retryAfter, res.providerID = fr.Outcome, fr.Code, fr.RetryAfter, fr.MessageName
+		res.Outcome, res.Reason, res.retryAfter, res.providerID, res.Throttled = fr.Outcome, fr.Code, fr.RetryAfter, fr.MessageName, fr.Throttled
 		switch {
 		case fr.Field != "":
 			// What to fix: INVALID_ARGUMENT message.android.ttl.
@@ -730,6 +733,7 @@ func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installation
 
 func setAPNsResult(res *sendResult, ar apns.Result, env string) {
 	res.Outcome, res.Reason, res.retryAfter, res.providerID = ar.Outcome, ar.Reason, ar.RetryAfter, ar.ApnsID
+	res.Throttled = ar.Status == http.StatusTooManyRequests
 	if res.Reason == "" && ar.Err != nil {
 		res.Reason = ar.Err.Error()
 	}

@@ -123,24 +123,13 @@ func (r *Report) throttled() bool {
 			if d.Outcome != outcome.Retrying {
 				continue
 			}
-			if !isThrottle(d.Reason) {
+			if !d.Throttled {
 				return false
 			}
 			any = true
 		}
 	}
 	return any
-}
-
-// isThrottle reports whether a provider's reason means "slow down".
-func isThrottle(reason string) bool {
-	switch reason {
-	case "TooManyRequests", "TooManyProviderTokenUpdates", // APNs 429
-		"QUOTA_EXCEEDED",                          // FCM 429
-		"RESOURCE_EXHAUSTED", "Too Many Requests": // a 429 without FCM's detail
-		return true
-	}
-	return false
 }
 
 // IsFailure tells asynq whether an error spends the retry budget:

@@ -158,7 +158,8 @@ func TestWorkerDropsExpiredJob(t *testing.T) {
 // throttling, which must not spend the retry budget.
 func TestWorkerRetryError(t *testing.T) {
 	retry := func(reason string, after time.Duration) apns.Result {
-		return apns.Result{Outcome: outcome.Retrying, Reason: reason, RetryAfter: after}
+		status := map[string]int{"ServiceUnavailable": 503, "TooManyRequests": 429}[reason]
+		return apns.Result{Outcome: outcome.Retrying, Status: status, Reason: reason, RetryAfter: after}
 	}
 	for _, c := range []struct {
 		name      string
@@ -186,18 +187,18 @@ func TestWorkerRetryError(t *testing.T) {
 		},
 		{
 			name:    "FCM quota",
-			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "QUOTA_EXCEEDED", RetryAfter: time.Minute},
+			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "QUOTA_EXCEEDED", RetryAfter: time.Minute, Throttled: true},
 			pending: 1, after: time.Minute, throttled: true,
 		},
 		{
 			name:    "FCM 429 without its detail",
-			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "RESOURCE_EXHAUSTED", RetryAfter: time.Minute},
+			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "RESOURCE_EXHAUSTED", RetryAfter: time.Minute, Throttled: true},
 			pending: 1, after: time.Minute, throttled: true,
 		},
 		{
 			name:    "both throttled",
 			alice:   retry("TooManyRequests", 0),
-			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "QUOTA_EXCEEDED", RetryAfter: time.Minute},
+			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "QUOTA_EXCEEDED", RetryAfter: time.Minute, Throttled: true},
 			pending: 2, after: time.Minute, throttled: true,
 		},
 		{

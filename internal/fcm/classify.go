@@ -86,7 +86,7 @@ func classify(ctx context.Context, err error, x *exchange, now time.Time) Result
 	case messaging.IsQuotaExceeded(err), resp.StatusCode == http.StatusTooManyRequests:
 		// A 429 without FCM's detail (RESOURCE_EXHAUSTED, from
 		// something in between) is throttling all the same.
-		r.Outcome, r.RetryAfter = outcome.Retrying, max(retryAfter, minQuotaBackoff)
+		r.Outcome, r.RetryAfter, r.Throttled = outcome.Retrying, max(retryAfter, minQuotaBackoff), true
 	case messaging.IsUnavailable(err), messaging.IsInternal(err):
 		r.Outcome, r.RetryAfter = outcome.Retrying, retryAfter
 	case messaging.IsThirdPartyAuthError(err):

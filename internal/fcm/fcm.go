@@ -68,6 +68,9 @@ type Result struct {
 	// RetryAfter is how long to wait before retrying: the answer's
 	// Retry-After, and at least a minute after QUOTA_EXCEEDED.
 	RetryAfter time.Duration
+	// Throttled says FCM asked to slow down (429): a retry is owed no
+	// matter how often it has come.
+	Throttled bool
 	// Field is the message field FCM found wrong, for a Rejected
 	// INVALID_ARGUMENT (message.android.ttl...): what to fix.
 	Field string

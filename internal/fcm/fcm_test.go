@@ -211,6 +211,9 @@ func TestSendFaults(t *testing.T) {
 			if res.RetryAfter != c.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", res.RetryAfter, c.retryAfter)
 			}
+			if want := strings.HasPrefix(c.name, "429"); res.Throttled != want {
+				t.Errorf("Throttled = %v, want %v", res.Throttled, want)
+			}
 			if n := e.sim.Total(pushsim.ListenerFCM, 0, "") - before; n != c.answers {
 				t.Errorf("simulator answered %d times, want %d", n, c.answers)
 			}
