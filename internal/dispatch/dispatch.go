@@ -186,9 +186,13 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 		return rep, p.recordRecipients(ctx, job, rep, now)
 	}
 
-	active, err := p.cfg.Mutes.Active(ctx, job.AppID, job.ConversationID, job.Recipients, now)
-	if err != nil {
-		return nil, fmt.Errorf("dispatch: mutes: %w", err)
+	var active map[string]mute.Mute
+	if !job.Force {
+		// A forced job pushes to the muted too: nothing to look up.
+		var err error
+		if active, err = p.cfg.Mutes.Active(ctx, job.AppID, job.ConversationID, job.Recipients, now); err != nil {
+			return nil, fmt.Errorf("dispatch: mutes: %w", err)
+		}
 	}
 	keep, dropped := mute.Decide(job.Recipients, active, job.Mentions, job.MentionAll, job.Force)
 	for c := range dropped {
@@ -276,8 +280,10 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, firstAttempt bo
 		}
 	}
 	// The attempt goes on record before badges are incremented and pushes
-	// sent, so that no later attempt increments again: a crash in between
-	// costs a badge a count rather than adding one twice.
+	// sent: the trace shows the devices in flight, and one whose answer
+	// cannot be recorded (or a crash) leaves it "retrying"; and no later
+	// attempt increments again: a crash in between costs a badge a count
+	// rather than adding one twice.
 	if err := p.cfg.Deliveries.Record(ctx, job.AppID, job.MessageID, attempts); err != nil {
 		return nil, fmt.Errorf("dispatch: record attempt: %w", err)
 	}
@@ -434,7 +440,7 @@ func (p *Pipeline) badges(ctx context.Context, job pushjob.Job, r content.Resolv
 	var bump []string
 	for _, d := range pending {
 		var b *pushjob.Badge
-		switch platformOf(d) {
+		switch d.Platform {
 		case installations.PlatformIOS:
 			b = r.IOS.Badge
 		case installations.PlatformAndroid:
@@ -484,6 +490,9 @@ type payloads struct {
 	apnsPushType pushjob.PushType
 	apnsPriority int
 	appTopic     string
+	// apnsCollapseID and apnsExpiration are the job's, for every push.
+	apnsCollapseID string
+	apnsExpiration time.Time
 	// fcm is the job's FCM message per platform, built for the platforms
 	// its devices run on; fcmErr says why one could not be.
 	fcm    map[installations.Platform]*content.FCMTemplate
@@ -501,6 +510,7 @@ func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time, pe
 	}
 	pl := &payloads{
 		apnsPushType: pt, apnsPriority: content.APNsPriority(pt, job.Priority), appTopic: app.APNsTopic,
+		apnsCollapseID: content.CollapseID(job), apnsExpiration: job.Expiry(),
 		fcm:    make(map[installations.Platform]*content.FCMTemplate),
 		fcmErr: make(map[installations.Platform]error),
 	}
@@ -510,7 +520,7 @@ func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time, pe
 			apns = true
 			continue
 		}
-		pf := platformOf(d)
+		pf := d.Platform
 		if _, done := pl.fcm[pf]; done || pl.fcmErr[pf] != nil {
 			continue
 		}
@@ -534,15 +544,6 @@ func newPayloads(app App, r content.Resolved, job pushjob.Job, now time.Time, pe
 		pl.apns, pl.apnsErr = content.NewAPNsTemplate(r.IOS, content.APNsLimit(pt))
 	}
 	return pl
-}
-
-// platformOf is what d runs on; a registration from before platforms
-// were kept runs on what its provider implies.
-func platformOf(d installations.Installation) installations.Platform {
-	if d.Platform != "" {
-		return d.Platform
-	}
-	return installations.DefaultPlatform(d.Provider)
 }
 
 // apnsTopicSuffixes are the push types whose apns-topic is not the bundle
@@ -649,7 +650,7 @@ func (p *Pipeline) send(ctx context.Context, job pushjob.Job, pl *payloads, d in
 			res.Outcome = outcome.NoCredentials
 			return res
 		}
-		pf := platformOf(d)
+		pf := d.Platform
 		t := pl.fcm[pf]
 		if t == nil {
 			res.Outcome, res.Reason = outcome.Rejected, pl.fcmErr[pf].Error()
@@ -693,11 +694,11 @@ func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installation
 		Topic:      topic,
 		PushType:   string(pl.apnsPushType),
 		Priority:   pl.apnsPriority,
-		Expiration: job.Expiry(),
+		Expiration: pl.apnsExpiration,
 		// A duplicate after a crash replaces the first on the device
 		// rather than stacking beside it; a collapsing job's push
 		// replaces its conversation's last.
-		CollapseID: content.CollapseID(job),
+		CollapseID: pl.apnsCollapseID,
 		Payload:    payload,
 	}
 	ar := p.cfg.APNs.Send(ctx, job.AppID, req)

@@ -1318,3 +1318,22 @@ func TestProcessEnvCorrectionFailureKeepsDelivery(t *testing.T) {
 		t.Errorf("apns_env %q: the failing store stored it", in.APNsEnv)
 	}
 }
+
+type failingMutes struct{ dispatch.Mutes }
+
+func (failingMutes) Active(context.Context, string, string, []string, time.Time) (map[string]mute.Mute, error) {
+	return nil, errors.New("mutes are gone")
+}
+
+// A forced job pushes to the muted too, so it does not look mutes up.
+func TestProcessForceSkipsMuteLookup(t *testing.T) {
+	w := newWorld(t, func(c *dispatch.Config) { c.Mutes = failingMutes{c.Mutes} })
+	w.android("android-bob", "bob")
+	job := newJob("msg-1", "bob")
+	if _, err := w.p.Process(context.Background(), job, true); err == nil {
+		t.Fatal("an unforced job went on without its mutes")
+	}
+	job = newJob("msg-2", "bob")
+	job.Force = true
+	sameMap(t, "report", outcomes(w.process(job, true)), map[string]string{"bob/android-bob": "delivered"})
+}
