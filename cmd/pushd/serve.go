@@ -192,7 +192,7 @@ func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *inst
 		// Pushes of a type with a topic suffix (VoIP: ".voip") go to the
 		// app's topic plus the suffix when the installation names none;
 		// a certificate app's topic comes from its certificate.
-		apps[app.ID] = dispatch.App{ID: app.ID, Defaults: app.Defaults, APNsTopic: a.Topic(app.ID)}
+		apps[app.ID] = dispatch.App{Defaults: app.Defaults, APNsTopic: a.Topic(app.ID)}
 	}
 	return dispatch.New(dispatch.Config{
 		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, APNs: a, FCM: f, Observer: c, Logger: log,

@@ -358,19 +358,6 @@ func (t *APNsTemplate) Payload(badge *int) ([]byte, error) {
 	return append(out, t.enc[t.badgeAt:]...), nil
 }
 
-// APNsPayload builds p's payload with badge (nil for none) in at most
-// maxBytes: APNsLimit(p.PushType), APNsMaxPayload for alert and background
-// pushes, APNsMaxVoIPPayload for VoIP.
-// It is NewAPNsTemplate and Payload in one; a job with many devices should
-// build the template once.
-func APNsPayload(p Platform, badge *int, maxBytes int) ([]byte, error) {
-	t, err := NewAPNsTemplate(p, maxBytes)
-	if err != nil {
-		return nil, err
-	}
-	return t.Payload(badge)
-}
-
 // appendStrings appends ss as a JSON array of strings.
 func appendStrings(dst []byte, ss []string) []byte {
 	dst = append(dst, '[')

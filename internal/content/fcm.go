@@ -113,11 +113,6 @@ func NewFCMWebTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
 	return t
 }
 
-// apnsBadgeRoom is what the largest badge adds to an APNs payload:
-// `,"badge":` and an int64's digits. An iOS template leaves room for it,
-// so that any device's badge fits without cutting the body again.
-const apnsBadgeRoom = len(`,"badge":`) + len("-9223372036854775808")
-
 // NewFCMAPNsTemplate builds p's message for iOS apps that use FCM: an
 // apns block that carries the payload a direct APNs push would (see
 // APNsTemplate; custom data beside aps, not in FCM's data) with the
@@ -133,7 +128,9 @@ func NewFCMAPNsTemplate(p Platform, j pushjob.Job, now time.Time) (*FCMTemplate,
 	if pt != pushjob.PushTypeAlert && pt != pushjob.PushTypeBackground {
 		return nil, fmt.Errorf("content: push_type %q cannot go through FCM, which sends alert and background pushes to iOS", pt)
 	}
-	at, err := NewAPNsTemplate(p, APNsLimit(pt)-apnsBadgeRoom)
+	// Room is left for the largest badge, so that any device's fits
+	// without cutting the body again.
+	at, err := NewAPNsTemplate(p, APNsLimit(pt)-badgeRoom)
 	if err != nil {
 		return nil, err
 	}
@@ -226,13 +223,6 @@ func (t *FCMTemplate) Message(token string, badge *int) *messaging.Message {
 	m := t.msg
 	m.Token = token
 	return &m
-}
-
-// FCMMessage builds p's Android message for job j and one device token,
-// with its TTL counted from now. A job with many devices should use
-// NewFCMTemplate once.
-func FCMMessage(p Platform, j pushjob.Job, token string, badge *int) *messaging.Message {
-	return NewFCMTemplate(p, j, time.Now()).Message(token, badge)
 }
 
 // fcmPriority is the Android priority and the web Urgency of j: "high"

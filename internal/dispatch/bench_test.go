@@ -85,7 +85,7 @@ func BenchmarkProcess(b *testing.B) {
 		}
 	}
 	p, err := dispatch.New(dispatch.Config{
-		Apps:  map[string]dispatch.App{"default": {ID: "default", Defaults: config.DefaultContent()}},
+		Apps:  map[string]dispatch.App{"default": {Defaults: config.DefaultContent()}},
 		Mutes: mutes, Registry: reg, Deliveries: del, APNs: a, FCM: f,
 	})
 	if err != nil {

@@ -59,7 +59,6 @@ type FCM interface {
 
 // App is what the pipeline needs of a configured app.
 type App struct {
-	ID       string
 	Defaults content.Defaults
 	// APNsTopic is the app's default APNs topic (its bundle id). VoIP
 	// pushes to installations without an apns_topic of their own go to

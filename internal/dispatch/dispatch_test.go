@@ -195,7 +195,7 @@ func newWorld(t *testing.T, change ...func(*dispatch.Config)) *world {
 		obs:   &observer{},
 	}
 	cfg := dispatch.Config{
-		Apps: map[string]dispatch.App{"default": {ID: "default", Defaults: content.Defaults{
+		Apps: map[string]dispatch.App{"default": {Defaults: content.Defaults{
 			Title: "${fromClientId}",
 			Body:  "New message in ${convId}",
 		}}},
@@ -987,7 +987,7 @@ func (failingMarks) MarkInvalid(context.Context, string, string, string, []strin
 func TestProcessMarkInvalidFailureKeepsOtherRecords(t *testing.T) {
 	w := newWorld(t)
 	w.p, _ = dispatch.New(dispatch.Config{
-		Apps:  map[string]dispatch.App{"default": {ID: "default"}},
+		Apps:  map[string]dispatch.App{"default": {}},
 		Mutes: w.mutes, Registry: failingMarks{w.reg}, Deliveries: w.del,
 		APNs: w.apns, FCM: w.fcm, Now: func() time.Time { return t0 },
 	})
@@ -1008,7 +1008,7 @@ func TestProcessMarkInvalidFailureKeepsOtherRecords(t *testing.T) {
 
 	// The registry is back: the retry marks hank and leaves alice alone.
 	w.p, _ = dispatch.New(dispatch.Config{
-		Apps:  map[string]dispatch.App{"default": {ID: "default"}},
+		Apps:  map[string]dispatch.App{"default": {}},
 		Mutes: w.mutes, Registry: w.reg, Deliveries: w.del,
 		APNs: w.apns, FCM: w.fcm, Now: func() time.Time { return t0 },
 	})

@@ -37,7 +37,7 @@ func newSDKWorld(t *testing.T, parallel int) *sdkWorld {
 	w := &sdkWorld{t: t, sim: sim, reg: installations.NewStore(db)}
 	p, err := dispatch.New(dispatch.Config{
 		// No default content: what a push says comes from its job.
-		Apps:  map[string]dispatch.App{"default": {ID: "default", Defaults: content.Defaults{}, APNsTopic: "com.example.chat"}},
+		Apps:  map[string]dispatch.App{"default": {Defaults: content.Defaults{}, APNsTopic: "com.example.chat"}},
 		Mutes: mute.NewStore(db), Registry: w.reg, Deliveries: installations.NewDeliveries(db),
 		APNs: a, FCM: f, Parallel: parallel,
 	})

@@ -41,15 +41,6 @@ func All() []Outcome {
 	return []Outcome{Delivered, Muted, NoDevice, InvalidToken, EnvCorrected, Retrying, Failed, Rejected, AuthError, NoCredentials, Expired}
 }
 
-// Transient reports whether the outcome is worth retrying.
-func (o Outcome) Transient() bool { return o == Retrying }
-
 // Final reports whether a device with this outcome must not be pushed again
 // for the same message.
-func (o Outcome) Final() bool {
-	switch o {
-	case Retrying:
-		return false
-	}
-	return true
-}
+func (o Outcome) Final() bool { return o != Retrying }

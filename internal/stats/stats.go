@@ -38,14 +38,6 @@ func (c *Counters) Observe(app string, o outcome.Outcome, n int) { add(&c.m, key
 // JobRejected counts a job archived without running, by reason.
 func (c *Counters) JobRejected(reason string) { add(&c.rejected, reason, 1) }
 
-// Get reads one counter.
-func (c *Counters) Get(app string, o outcome.Outcome) int64 {
-	if v, ok := c.m.Load(key{app, o}); ok {
-		return v.(*atomic.Int64).Load()
-	}
-	return 0
-}
-
 // WriteTo writes the counters in the Prometheus text format.
 func (c *Counters) WriteTo(w io.Writer) (int64, error) {
 	var lines []string
