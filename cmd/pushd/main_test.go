@@ -59,7 +59,7 @@ apps:
 		{[]string{}, 2, nil},
 		{[]string{"serve", "--nope"}, 2, []string{"-nope"}},
 		{[]string{"serve", "extra"}, 2, []string{`"extra"`}},
-		{[]string{"serve", "--config", filepath.Join(dir, "absent.yaml")}, 1, []string{"absent.yaml"}},
+		{[]string{"serve", "--config", filepath.Join(dir, "absent.yaml")}, 1, []string{"absent.yaml", "--config FILE", "pushd.example.yaml"}},
 		{[]string{"serve", "--config", bad}, 1, []string{"listen", "concurency", "api_tokens"}},
 		{[]string{"serve", "--config", missingKey}, 1, []string{"key_file", "AuthKey_ABCDEFGHIJ.p8"}},
 		{[]string{"send", "--config", bad}, 2, []string{"--to"}},

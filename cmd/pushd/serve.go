@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,20 +30,22 @@ import (
 	"github.com/pushd/pushd/pushjob"
 )
 
-func configFlag(fs *flag.FlagSet) *string {
+func configFlag(f *flag.FlagSet) *string {
 	def := os.Getenv("PUSHD_CONFIG")
 	if def == "" {
 		def = "pushd.yaml"
 	}
-	return fs.String("config", def, "configuration `file` (env PUSHD_CONFIG); see pushd.example.yaml")
+	return f.String("config", def, "configuration `file` (env PUSHD_CONFIG); see pushd.example.yaml")
 }
 
+// loadConfig loads the config file; a missing one says how to name
+// another, or where to start one.
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path, os.Environ())
-	if err != nil {
-		return nil, err
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: pass --config FILE or set PUSHD_CONFIG; to start one, copy pushd.example.yaml", err)
 	}
-	return cfg, nil
+	return cfg, err
 }
 
 func serveCommand() command {
@@ -164,7 +167,7 @@ func apnsCert(c *config.Certificate) apns.Certificate {
 	return apns.Certificate{File: c.File, Password: c.Password}
 }
 
-func newFCM(lc fx.Lifecycle, cfg *config.Config) (*fcm.Sender, error) {
+func newFCM(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger) (*fcm.Sender, error) {
 	var apps []fcm.AppConfig
 	for _, a := range cfg.Apps {
 		if a.FCM == nil {
@@ -180,6 +183,12 @@ func newFCM(lc fx.Lifecycle, cfg *config.Config) (*fcm.Sender, error) {
 	s, err := fcm.New(ctx, fcm.Config{Apps: apps})
 	if err != nil {
 		return nil, err
+	}
+	for _, a := range apps {
+		// With application default credentials the project is found,
+		// not configured: say which one pushes will go to.
+		project, _ := s.Project(a.AppID)
+		log.Info("fcm ready", "app", a.AppID, "project", project)
 	}
 	lc.Append(fx.StopHook(s.Close))
 	return s, nil

@@ -49,7 +49,8 @@ type Config struct {
 	// Logger receives the credential errors (auth_error), at most one line
 	// per app and minute; nil discards them.
 	Logger *slog.Logger
-	// Now is the clock of that once-a-minute limit; nil is time.Now.
+	// Now is the clock: of that once-a-minute limit, of certificate
+	// validity at start and of Retry-After dates; nil is time.Now.
 	Now func() time.Time
 }
 
@@ -162,7 +163,11 @@ const (
 // New loads every app's credentials and builds its clients. It connects to
 // nothing: apns2 dials on the first push.
 func New(cfg Config) (*Sender, error) {
-	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: time.Now, auth: newAuthLog(cfg.Logger, cfg.Now)}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: now, auth: newAuthLog(cfg.Logger, now)}
 	signers := make(map[string]*signer) // key id -> signer
 	roots := make(map[string]*x509.CertPool)
 	for _, ac := range cfg.Apps {
@@ -177,40 +182,30 @@ func New(cfg Config) (*Sender, error) {
 			return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
 		}
 		hosts := [2]string{orDefault(ac.ProductionURL, apns2.HostProduction), orDefault(ac.DevelopmentURL, apns2.HostDevelopment)}
+		// Each environment's gateway authenticates with the app's
+		// certificate for it (mutual TLS) or with its provider token.
+		var certs [2]*clientCert
+		var sg *signer
+		a := &app{topic: ac.Topic}
 		if ac.KeyFile == "" {
-			// Certificate authentication: mutual TLS, no provider token.
-			certs, topic, err := appCerts(ac, s.now())
-			if err != nil {
+			if certs, a.topic, err = appCerts(ac, s.now()); err != nil {
 				return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
 			}
-			a := &app{topic: topic}
-			for i, env := range [2]string{Production, Development} {
-				if certs[i] == nil {
-					continue
-				}
-				t := newTransport(pool, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
-				t.h2.TLSClientConfig.Certificates = []tls.Certificate{certs[i].tls}
-				c := &apns2.Client{
-					Host:        hosts[i],
-					Certificate: certs[i].tls,
-					HTTPClient:  &http.Client{Transport: t, Timeout: pushTimeout},
-				}
-				a.gateways[i] = &gateway{env: env, client: c, pool: t}
-			}
-			s.apps[ac.AppID] = a
-			continue
-		}
-		sg, err := s.signerFor(signers, ac)
-		if err != nil {
+		} else if sg, err = s.signerFor(signers, ac); err != nil {
 			return nil, err
 		}
-		a := &app{topic: ac.Topic}
 		for i, env := range [2]string{Production, Development} {
-			t := newTransport(pool, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
-			c := &apns2.Client{
-				Host:       hosts[i],
-				Token:      sg.tok,
-				HTTPClient: &http.Client{Transport: t, Timeout: pushTimeout},
+			var cert *tls.Certificate
+			switch {
+			case certs[i] != nil:
+				cert = &certs[i].tls
+			case sg == nil:
+				continue // a certificate app without this environment
+			}
+			t := newTransport(pool, cert, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
+			c := &apns2.Client{Host: hosts[i], HTTPClient: &http.Client{Transport: t, Timeout: pushTimeout}}
+			if sg != nil {
+				c.Token = sg.tok
 			}
 			a.gateways[i] = &gateway{env: env, client: c, pool: t, signer: sg}
 		}
@@ -375,8 +370,6 @@ func (s *Sender) Send(ctx context.Context, appID string, r Request) Result {
 			res, _ = s.push(ctx, g, n)
 		}
 	}
-	// Issue 4: a BadDeviceToken from one environment is tried once on the
-	// other before the token is marked, and success is EnvCorrected.
 	if res.Outcome == outcome.AuthError {
 		s.auth.note(appID, res)
 	}

@@ -28,8 +28,8 @@ func classify(status int, reason string) outcome.Outcome {
 	}
 	switch reason {
 	// The token is dead. A BadDeviceToken may instead mean the token
-	// belongs to the other environment: the caller (issue 4: Send itself)
-	// tries that environment once before marking the token.
+	// belongs to the other environment: the dispatcher (sendAPNs) tries
+	// that environment once before marking the token.
 	case apns2.ReasonUnregistered, // 410
 		apns2.ReasonExpiredToken,           // 410
 		apns2.ReasonBadDeviceToken,         // 400

@@ -104,7 +104,9 @@ type conn struct {
 	settled atomic.Bool
 }
 
-func newTransport(roots *x509.CertPool, maxConns int, idle time.Duration) *transport {
+// newTransport returns a gateway's transport; cert, when not nil, is the
+// client certificate it presents.
+func newTransport(roots *x509.CertPool, cert *tls.Certificate, maxConns int, idle time.Duration) *transport {
 	if maxConns <= 0 {
 		maxConns = defaultMaxConns
 	}
@@ -113,12 +115,17 @@ func newTransport(roots *x509.CertPool, maxConns int, idle time.Duration) *trans
 	}
 	var protos http.Protocols
 	protos.SetHTTP2(true)
+	var certs []tls.Certificate
+	if cert != nil {
+		certs = []tls.Certificate{*cert}
+	}
 	return &transport{maxConns: maxConns, h2: &http.Transport{
 		Protocols: &protos,
 		TLSClientConfig: &tls.Config{
 			// nil is the system roots: Apple's servers.
-			RootCAs:    roots,
-			MinVersion: tls.VersionTLS12,
+			RootCAs:      roots,
+			Certificates: certs,
+			MinVersion:   tls.VersionTLS12,
 		},
 		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive}).DialContext,
 		TLSHandshakeTimeout: dialTimeout,

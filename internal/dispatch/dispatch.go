@@ -702,11 +702,6 @@ func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installation
 	}
 	ar := p.cfg.APNs.Send(ctx, job.AppID, req)
 	setAPNsResult(res, ar, env)
-	if ar.Outcome == outcome.EnvCorrected && res.APNsEnv != env {
-		// The sender switched environments itself.
-		res.correctEnv = res.APNsEnv
-		return
-	}
 	if ar.Reason != reasonBadDeviceToken {
 		return
 	}
@@ -714,7 +709,7 @@ func (p *Pipeline) sendAPNs(ctx context.Context, job pushjob.Job, d installation
 	req.Env = other
 	br := p.cfg.APNs.Send(ctx, job.AppID, req)
 	switch br.Outcome {
-	case outcome.Delivered, outcome.EnvCorrected:
+	case outcome.Delivered:
 		setAPNsResult(res, br, other)
 		res.Outcome, res.Reason = outcome.EnvCorrected, reasonBadDeviceToken+" in "+env
 		res.correctEnv = res.APNsEnv

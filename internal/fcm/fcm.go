@@ -85,7 +85,6 @@ type Result struct {
 // use.
 type Sender struct {
 	apps map[string]*client
-	now  func() time.Time
 }
 
 // client is one Firebase project's messaging client. Apps that name the
@@ -109,7 +108,6 @@ type clientKey struct {
 func New(ctx context.Context, cfg Config) (*Sender, error) {
 	s := &Sender{
 		apps: make(map[string]*client, len(cfg.Apps)),
-		now:  time.Now,
 	}
 	clients := make(map[clientKey]*client)
 	for _, ac := range cfg.Apps {
@@ -252,7 +250,7 @@ func (s *Sender) send(ctx context.Context, c *client, m *messaging.Message) Resu
 	if err == nil {
 		return Result{Outcome: outcome.Delivered, MessageName: name}
 	}
-	return classify(ctx, err, x, s.now())
+	return classify(ctx, err, x, time.Now())
 }
 
 func noCredentials(appID string) Result {
