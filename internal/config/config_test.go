@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/content"
+	"github.com/pushd/pushd/internal/storage"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -682,8 +683,8 @@ func TestRedactDSN(t *testing.T) {
 		"host=h password='p w\\' x' dbname=db":   "host=h password=xxxxx dbname=db",
 		"host=h PASSWORD = pw":                   "host=h PASSWORD = xxxxx",
 	} {
-		if got := redactDSN(in); got != want {
-			t.Errorf("redactDSN(%q) = %q, want %q", in, got, want)
+		if got := storage.RedactDSN(in); got != want {
+			t.Errorf("storage.RedactDSN(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -2,14 +2,14 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pushd/pushd/internal/storage"
 )
 
 // redacted replaces a secret in Redacted's output, as in url.URL.Redacted.
@@ -28,7 +28,7 @@ func (c *Config) Redacted() string {
 	if r.Redis.Password != "" {
 		r.Redis.Password = redacted
 	}
-	r.Database.DSN = redactDSN(r.Database.DSN)
+	r.Database.DSN = storage.RedactDSN(r.Database.DSN)
 	// Apps share their APNs blocks with c: copy before redacting.
 	r.Apps = slices.Clone(c.Apps)
 	for i, a := range r.Apps {
@@ -54,25 +54,6 @@ func (c *Config) Redacted() string {
 	}
 	enc.Close()
 	return b.String()
-}
-
-// dsnPassword matches the password of a key=value DSN, quoted or not.
-var dsnPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
-
-// redactDSN hides the password of a PostgreSQL connection string, in URL
-// or key=value form.
-func redactDSN(dsn string) string {
-	if dsn == "" {
-		return ""
-	}
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", redacted)
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
-	}
-	return dsnPassword.ReplaceAllString(dsn, "${1}"+redacted)
 }
 
 // toNode encodes v as a YAML node with the keys Load reads: the inverse of

@@ -57,8 +57,6 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 			ON CONFLICT (app_id, message_id, installation_id, client_id) DO UPDATE SET
 				outcome = excluded.outcome, reason = excluded.reason, provider_id = excluded.provider_id, at = excluded.at
 			WHERE deliveries.outcome NOT IN ($4, $5)`
-		d.q.outcomes = `SELECT installation_id, outcome FROM deliveries
-			WHERE app_id = $1 AND message_id = $2 AND installation_id = ANY($3)`
 	} else {
 		// "WHERE true" tells SQLite's parser that ON CONFLICT belongs to
 		// the INSERT, not to a join in the SELECT.
@@ -68,9 +66,9 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 			ON CONFLICT (app_id, message_id, installation_id, client_id) DO UPDATE SET
 				outcome = excluded.outcome, reason = excluded.reason, provider_id = excluded.provider_id, at = excluded.at
 			WHERE deliveries.outcome NOT IN (?4, ?5)`
-		d.q.outcomes = `SELECT installation_id, outcome FROM deliveries
-			WHERE app_id = ?1 AND message_id = ?2 AND installation_id IN (SELECT value FROM json_each(?3))`
 	}
+	d.q.outcomes = db.Rebind(`SELECT installation_id, outcome FROM deliveries
+		WHERE app_id = ? AND message_id = ? AND installation_id ` + db.InList())
 	d.q.trace = db.Rebind(`SELECT installation_id, client_id, outcome, reason, provider_id, at FROM deliveries
 		WHERE app_id = ? AND message_id = ? ORDER BY client_id, installation_id`)
 	d.q.prune = db.Rebind(`DELETE FROM deliveries WHERE at < ?`)
@@ -158,7 +156,7 @@ func (d *Deliveries) Outcomes(ctx context.Context, app, messageID string, instal
 	if len(installationIDs) == 0 {
 		return out, nil
 	}
-	rows, err := d.db.QueryContext(ctx, d.q.outcomes, app, messageID, listParam(d.db, installationIDs))
+	rows, err := d.db.QueryContext(ctx, d.q.outcomes, app, messageID, d.db.List(installationIDs))
 	if err != nil {
 		return nil, fmt.Errorf("installations: outcomes %s: %w", messageID, err)
 	}

@@ -3,7 +3,6 @@ package installations
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,12 +33,7 @@ const columns = `installation_id, app_id, client_id, provider, platform, token, 
 
 // NewStore returns a store over db, which must be migrated.
 func NewStore(db *storage.DB) *Store {
-	// A list parameter is a JSON array that SQLite's json_each unpacks,
-	// or a PostgreSQL array: one statement for any number of values.
-	inList := "IN (SELECT value FROM json_each(?))"
-	if db.Dialect() == storage.Postgres {
-		inList = "= ANY(?)"
-	}
+	inList := db.InList()
 	r := db.Rebind
 	s := &Store{db: db, now: time.Now, q: queries{
 		deleteToken: r(`DELETE FROM installations
@@ -178,7 +172,7 @@ func (s *Store) ValidForClients(ctx context.Context, app string, clients []strin
 	if len(clients) == 0 {
 		return nil, nil
 	}
-	list, err := s.query(ctx, s.q.validForClients, app, s.list(clients))
+	list, err := s.query(ctx, s.q.validForClients, app, s.db.List(clients))
 	if err != nil {
 		return nil, fmt.Errorf("installations: valid for %d clients: %w", len(clients), err)
 	}
@@ -202,7 +196,7 @@ func (s *Store) MarkInvalid(ctx context.Context, app, provider, reason string, t
 		}
 		tokens = lower
 	}
-	res, err := s.db.ExecContext(ctx, s.q.markInvalid, clean(reason, MaxReasonLen), s.db.Time(at), s.db.Time(s.now()), app, provider, listParam(s.db, tokens))
+	res, err := s.db.ExecContext(ctx, s.q.markInvalid, clean(reason, MaxReasonLen), s.db.Time(at), s.db.Time(s.now()), app, provider, s.db.List(tokens))
 	if err != nil {
 		return 0, fmt.Errorf("installations: mark %d %s tokens invalid: %w", len(tokens), provider, err)
 	}
@@ -239,7 +233,7 @@ func (s *Store) IncrementBadges(ctx context.Context, app string, ids []string) (
 	}
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		clear(out)
-		rows, err := tx.QueryContext(ctx, s.q.incrementBadges, app, s.list(ids))
+		rows, err := tx.QueryContext(ctx, s.q.incrementBadges, app, s.db.List(ids))
 		if err != nil {
 			return err
 		}
@@ -284,20 +278,6 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Install
 		list = append(list, in)
 	}
 	return list, rows.Err()
-}
-
-// list binds values as one parameter: JSON text for SQLite's json_each,
-// an array for PostgreSQL.
-func (s *Store) list(values []string) any {
-	return listParam(s.db, values)
-}
-
-func listParam(db *storage.DB, values []string) any {
-	if db.Dialect() == storage.Postgres {
-		return values
-	}
-	b, _ := json.Marshal(values) // strings always marshal
-	return string(b)
 }
 
 type scanner interface{ Scan(dest ...any) error }

@@ -2,7 +2,6 @@ package mute
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -18,12 +17,7 @@ type Store struct {
 // NewStore returns a store over db, which must be migrated.
 func NewStore(db *storage.DB) *Store {
 	s := &Store{db: db}
-	// Many clients travel as one parameter: a JSON array for SQLite's
-	// json_each, an array for PostgreSQL.
-	inList := "IN (SELECT value FROM json_each(?))"
-	if db.Dialect() == storage.Postgres {
-		inList = "= ANY(?)"
-	}
+	inList := db.InList()
 	// Re-muting changes the terms but keeps when the mute began, unless
 	// the stored one had run out: then this is a new mute.
 	s.q.set = db.Rebind(`INSERT INTO mutes (app_id, client_id, conversation_id, until, allow_mentions, created_at)
@@ -92,12 +86,7 @@ func (s *Store) Active(ctx context.Context, app, conv string, clients []string, 
 	if len(clients) == 0 {
 		return out, nil
 	}
-	var list any = clients
-	if s.db.Dialect() != storage.Postgres {
-		b, _ := json.Marshal(clients) // strings always marshal
-		list = string(b)
-	}
-	err := s.query(ctx, func(m Mute) { out[m.ClientID] = m }, s.q.active, app, conv, s.db.Time(now), list)
+	err := s.query(ctx, func(m Mute) { out[m.ClientID] = m }, s.q.active, app, conv, s.db.Time(now), s.db.List(clients))
 	if err != nil {
 		return nil, fmt.Errorf("mute: active in %s for %d clients: %w", conv, len(clients), err)
 	}

@@ -89,15 +89,15 @@ func (db *DB) migrate(ctx context.Context, upTo int) error {
 		return fmt.Errorf("storage: migrate: create schema_migrations: %w", err)
 	}
 	latest := ms[len(ms)-1].Version
-	var current sql.NullInt64
-	if err := db.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&current); err != nil {
-		return fmt.Errorf("storage: migrate: read version: %w", err)
+	current, err := db.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: migrate: %w", err)
 	}
-	if current.Int64 > int64(latest) {
-		return fmt.Errorf("storage: migrate: database is at version %d, this binary knows up to %d: %w", current.Int64, latest, ErrSchemaTooNew)
+	if current > latest {
+		return fmt.Errorf("storage: migrate: database is at version %d, this binary knows up to %d: %w", current, latest, ErrSchemaTooNew)
 	}
 	for _, m := range ms {
-		if int64(m.Version) <= current.Int64 {
+		if m.Version <= current {
 			continue
 		}
 		if upTo > 0 && m.Version > upTo {

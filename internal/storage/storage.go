@@ -9,12 +9,14 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -225,6 +227,27 @@ func rebindDollar(query string) string {
 	return b.String()
 }
 
+// InList is the SQL that matches a column against a list bound as one
+// parameter (List): "col " + db.InList() reads "col IN (...)". One
+// statement then takes any number of values, with no bound-parameter
+// limit.
+func (db *DB) InList() string {
+	if db.dialect == Postgres {
+		return "= ANY(?)"
+	}
+	return "IN (SELECT value FROM json_each(?))"
+}
+
+// List binds values as the one parameter of InList: a PostgreSQL array,
+// or JSON text for SQLite's json_each.
+func (db *DB) List(values []string) any {
+	if db.dialect == Postgres {
+		return values
+	}
+	b, _ := json.Marshal(values) // strings always marshal
+	return string(b)
+}
+
 // Time returns t as db stores timestamps, or nil for the zero time:
 // integer Unix milliseconds in SQLite, timestamptz in PostgreSQL. Both keep
 // millisecond precision, so a time reads back equal in either dialect.
@@ -327,4 +350,22 @@ func retryable(err error) bool {
 		return lite.Code() == sqlite3.SQLITE_BUSY_SNAPSHOT
 	}
 	return false
+}
+
+// RedactDSN hides the password of a DSN, URL or key=value, for logs and
+// errors.
+func RedactDSN(dsn string) string {
+	if dsn == "" {
+		return ""
+	}
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	// The password of a key=value DSN, quoted or not.
+	password := regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+	return password.ReplaceAllString(dsn, "${1}xxxxx")
 }

@@ -112,7 +112,7 @@ func PostgresSchemaDSN(t testing.TB) string {
 	defer cancel()
 	admin, err := storage.Open(ctx, storage.Config{Driver: "postgres", DSN: dsn, MaxOpenConns: 2})
 	if err != nil {
-		testenv.Need(t, "PostgreSQL at "+redact(dsn), err, "start PostgreSQL or set PUSHD_TEST_POSTGRES_DSN")
+		testenv.Need(t, "PostgreSQL at "+storage.RedactDSN(dsn), err, "start PostgreSQL or set PUSHD_TEST_POSTGRES_DSN")
 	}
 	t.Cleanup(func() { admin.Close() })
 
@@ -164,17 +164,6 @@ func withSearchPath(dsn, schema string) string {
 }
 
 // redact hides a password in dsn, for messages.
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		return dsn
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
