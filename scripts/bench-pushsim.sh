@@ -18,7 +18,7 @@ if ! command -v h2load >/dev/null; then
 fi
 
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/pushsim" ./cmd/pushsim
 
 port_prod=$((20000 + RANDOM % 20000))
