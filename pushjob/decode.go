@@ -145,6 +145,14 @@ func walkObject(fe *fieldErrors, path string, raw json.RawMessage, t reflect.Typ
 }
 
 func walkArray(fe *fieldErrors, path string, raw json.RawMessage, elem reflect.Type) {
+	if elem.Kind() != reflect.Struct && raw[0] == '[' {
+		// Lists of ids are most of a large job: decoded whole, they cost
+		// one Unmarshal rather than one per element, and only a list
+		// that fails is walked element by element to say which.
+		if json.Unmarshal(raw, reflect.New(reflect.SliceOf(elem)).Interface()) == nil {
+			return
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		fe.add(path, "want an array")
