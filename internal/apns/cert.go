@@ -117,6 +117,10 @@ func loadCert(c Certificate, now time.Time) (*clientCert, error) {
 // readApple reads Apple's environment and topic extensions and the bundle
 // id. A certificate without the topics extension has its bundle id as its
 // only topic.
+//
+// pushsim reads the same extensions as Apple's side of the test; the two
+// are written apart on purpose, so that a misreading here cannot be
+// mirrored there and pass.
 func (c *clientCert) readApple(x *x509.Certificate) {
 	for _, atv := range x.Subject.Names {
 		if s, ok := atv.Value.(string); ok && atv.Type.Equal(oidUID) {
