@@ -49,6 +49,7 @@ package config
 
 import (
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"time"
@@ -164,6 +165,34 @@ func (a *APNs) certificates() (keys []string, certs []*Certificate) {
 		}
 	}
 	return keys, certs
+}
+
+// files yields every file an app's config names, by key below the app
+// ("apns.key_file"), as a pointer to its path: the one list that path
+// resolution and the start-up check share.
+func (a *App) files() iter.Seq2[string, *string] {
+	return func(yield func(string, *string) bool) {
+		if p := a.APNs; p != nil {
+			if !yield("apns.key_file", &p.KeyFile) {
+				return
+			}
+			keys, certs := p.certificates()
+			for i, c := range certs {
+				if !yield("apns."+keys[i]+".file", &c.File) {
+					return
+				}
+			}
+			if !yield("apns.ca_file", &p.CAFile) {
+				return
+			}
+		}
+		if f := a.FCM; f != nil {
+			if !yield("fcm.credentials_file", &f.CredentialsFile) {
+				return
+			}
+			yield("fcm.ca_file", &f.CAFile)
+		}
+	}
 }
 
 // FCM is an app's Firebase credentials.

@@ -243,18 +243,8 @@ func (c *Config) resolvePaths() {
 		abs(&c.Database.Path)
 	}
 	for i := range c.Apps {
-		if a := c.Apps[i].APNs; a != nil {
-			abs(&a.KeyFile)
-			abs(&a.CAFile)
-			for _, cert := range []*Certificate{a.Certificate, a.ProductionCertificate, a.DevelopmentCertificate} {
-				if cert != nil {
-					abs(&cert.File)
-				}
-			}
-		}
-		if f := c.Apps[i].FCM; f != nil {
-			abs(&f.CredentialsFile)
-			abs(&f.CAFile)
+		for _, path := range c.Apps[i].files() {
+			abs(path)
 		}
 	}
 }

@@ -262,19 +262,9 @@ func (c *Config) CheckFiles() error {
 		}
 		f.Close()
 	}
-	for i, a := range c.Apps {
-		key := fmt.Sprintf("apps[%d]", i)
-		if p := a.APNs; p != nil {
-			check(key+".apns.key_file", p.KeyFile)
-			certKeys, certs := p.certificates()
-			for j, cert := range certs {
-				check(key+".apns."+certKeys[j]+".file", cert.File)
-			}
-			check(key+".apns.ca_file", p.CAFile)
-		}
-		if f := a.FCM; f != nil {
-			check(key+".fcm.credentials_file", f.CredentialsFile)
-			check(key+".fcm.ca_file", f.CAFile)
+	for i := range c.Apps {
+		for key, path := range c.Apps[i].files() {
+			check(fmt.Sprintf("apps[%d].%s", i, key), *path)
 		}
 	}
 	if len(ps) > 0 {
