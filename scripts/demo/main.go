@@ -322,33 +322,32 @@ func (p *proc) stop() error {
 
 // waitLog waits for text to appear in p's log.
 func waitLog(ctx context.Context, p *proc, text string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, _ := os.ReadFile(p.logPath); bytes.Contains(b, []byte(text)) {
-			return nil
-		}
-		select {
-		case err := <-p.exited:
-			log, _ := os.ReadFile(p.logPath)
-			return fmt.Errorf("exited (%v) before it was ready:\n%s", err, log)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	log, _ := os.ReadFile(p.logPath)
-	return fmt.Errorf("not ready after 60s:\n%s", log)
+	return waitReady(ctx, p, func() bool {
+		b, _ := os.ReadFile(p.logPath)
+		return bytes.Contains(b, []byte(text))
+	})
 }
 
+// waitHTTP waits for url to answer 200.
 func waitHTTP(ctx context.Context, url string, p *proc) error {
+	return waitReady(ctx, p, func() bool {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// waitReady polls ready for up to a minute, giving up with p's log when p
+// exits first.
+func waitReady(ctx context.Context, p *proc, ready func() bool) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+		if ready() {
+			return nil
 		}
 		select {
 		case err := <-p.exited:
