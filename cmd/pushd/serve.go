@@ -198,13 +198,16 @@ func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *inst
 	a *apns.Sender, f *fcm.Sender, c *stats.Counters) (*dispatch.Pipeline, error) {
 	apps := make(map[string]dispatch.App, len(cfg.Apps))
 	for _, app := range cfg.Apps {
-		// Pushes of a type with a topic suffix (VoIP: ".voip") go to the
-		// app's topic plus the suffix when the installation names none;
-		// a certificate app's topic comes from its certificate.
-		apps[app.ID] = dispatch.App{Defaults: app.Defaults, APNsTopic: a.Topic(app.ID)}
+		apps[app.ID] = dispatch.App{Defaults: app.Defaults}
 	}
 	return dispatch.New(dispatch.Config{
-		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, APNs: a, FCM: f, Observer: c, Logger: log,
+		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, Observer: c, Logger: log,
+		// One line per provider: its Sender, under the name installations
+		// carry.
+		Senders: map[string]dispatch.Sender{
+			string(installations.APNs): apns.NewBatchSender(a, apns.BatchConfig{Registry: reg, Logger: log}),
+			string(installations.FCM):  fcm.NewBatchSender(f, 0),
+		},
 	})
 }
 

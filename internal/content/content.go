@@ -333,3 +333,21 @@ func (v vars) expandValue(val any) any {
 	}
 	return val
 }
+
+// Collapses reports whether j's notifications replace their conversation's
+// earlier one (push.collapse).
+func Collapses(j pushjob.Job) bool {
+	return j.Push != nil && j.Push.Collapse
+}
+
+// Tag is what a notification of j replaces on the device: for a job that
+// collapses, its conversation's earlier notification; otherwise only an
+// earlier copy of the same message (a retry after a crash between the
+// provider's answer and its record), so different messages of a chat each
+// show. Every provider's collapse or tag field follows it.
+func Tag(j pushjob.Job) string {
+	if Collapses(j) {
+		return j.ConversationID
+	}
+	return j.MessageID
+}

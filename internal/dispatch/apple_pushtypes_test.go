@@ -47,12 +47,12 @@ func TestProcessApplePushTypes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, withAppTopic(appTopic), func(c *dispatch.Config) {
+			w := newWorld(t, withAppTopic(appTopic), withConfig(func(c *dispatch.Config) {
 				a := c.Apps["default"]
 				a.Defaults.Badge = &pushjob.Badge{Increment: true}
 				a.Defaults.Sound = "default"
 				c.Apps["default"] = a
-			})
+			}))
 			tok := w.iphone("iphone-alice", "alice", installations.Production, 1)
 			job := newJob("msg-1", "alice")
 			job.Priority = tc.prio

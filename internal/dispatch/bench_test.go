@@ -52,6 +52,15 @@ func realSenders(tb testing.TB, sim *pushsim.Sim, project string) (*apns.Sender,
 	return a, f
 }
 
+// senders are the pipeline's Senders over the real clients, as pushd
+// wires them.
+func senders(a *apns.Sender, f *fcm.Sender, reg apns.EnvCorrector, parallel int) map[string]dispatch.Sender {
+	return map[string]dispatch.Sender{
+		"apns": apns.NewBatchSender(a, apns.BatchConfig{Registry: reg, Parallel: parallel}),
+		"fcm":  fcm.NewBatchSender(f, parallel),
+	}
+}
+
 // BenchmarkProcess runs whole jobs through the real pipeline: SQLite
 // stores, the real apns and fcm senders, pushsim as Apple and Google. Each
 // job has 1 000 recipients, half iPhones and half Android phones, and a
@@ -86,7 +95,7 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	p, err := dispatch.New(dispatch.Config{
 		Apps:  map[string]dispatch.App{"default": {Defaults: config.DefaultContent()}},
-		Mutes: mutes, Registry: reg, Deliveries: del, APNs: a, FCM: f,
+		Mutes: mutes, Registry: reg, Deliveries: del, Senders: senders(a, f, reg, 0),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -96,7 +105,7 @@ func BenchmarkProcess(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		job := pushjob.Job{MessageID: fmt.Sprintf("m%d", i), ConversationID: "conv", FromClientID: "zoe", Recipients: recipients}
 		job.Normalize()
-		rep, err := p.Process(ctx, job, true)
+		rep, err := p.Process(ctx, job, false)
 		if err != nil {
 			b.Fatal(err)
 		}

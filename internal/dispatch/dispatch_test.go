@@ -45,6 +45,8 @@ type fakeAPNs struct {
 	sent   []apns.Request
 	apps   []string
 	answer apnsAnswer
+	// topic is the app's default topic.
+	topic string
 	// gate, when set, runs inside Send, for tests of concurrency and of
 	// a context that ends mid-send.
 	gate func(ctx context.Context)
@@ -79,6 +81,13 @@ func (f *fakeAPNs) Send(ctx context.Context, appID string, r apns.Request) apns.
 		}
 	}
 	return apns.Result{Outcome: outcome.Delivered, Env: env, Status: 200, ApnsID: "apns-" + r.Token[:8]}
+}
+
+// Topic is the app's default topic (apns.Pusher).
+func (f *fakeAPNs) Topic(string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.topic
 }
 
 // to returns the pushes sent to token.
@@ -129,6 +138,8 @@ func (f *fakeFCM) Send(ctx context.Context, appID string, m *messaging.Message) 
 	return fcm.Result{Outcome: outcome.Delivered, MessageName: "projects/p/messages/" + m.Token}
 }
 
+func (f *fakeFCM) Project(string) (string, bool) { return "p", true }
+
 func (f *fakeFCM) to(token string) []*messaging.Message {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -153,7 +164,9 @@ type observer struct {
 	n  map[outcome.Outcome]int
 }
 
-func (o *observer) Observe(app string, oc outcome.Outcome, n int) {
+func (o *observer) Attempt(string, string, outcome.Outcome, string) {}
+
+func (o *observer) Observe(app string, oc outcome.Outcome, _ string, n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.n == nil {
@@ -178,11 +191,28 @@ type world struct {
 	fcm   *fakeFCM
 	obs   *observer
 	p     *dispatch.Pipeline
+	// cfg is the pipeline's config; parallel and envRegistry configure
+	// the providers' Senders.
+	cfg         dispatch.Config
+	parallel    int
+	envRegistry apns.EnvCorrector
+	noAPNs      bool
 }
 
-// newWorld builds a pipeline for the app "default"; change adjusts its
-// config before it is built.
-func newWorld(t *testing.T, change ...func(*dispatch.Config)) *world {
+// option adjusts a world before its pipeline is built.
+type option func(*world)
+
+// withConfig changes the pipeline's config.
+func withConfig(f func(*dispatch.Config)) option { return func(w *world) { f(&w.cfg) } }
+
+// withParallel bounds each Sender's pushes in flight.
+func withParallel(n int) option { return func(w *world) { w.parallel = n } }
+
+// withoutAPNs leaves APNs without a Sender.
+func withoutAPNs() option { return func(w *world) { w.noAPNs = true } }
+
+// newWorld builds a pipeline for the app "default".
+func newWorld(t *testing.T, opts ...option) *world {
 	t.Helper()
 	db := storagetest.SQLite(t)
 	w := &world{
@@ -194,7 +224,8 @@ func newWorld(t *testing.T, change ...func(*dispatch.Config)) *world {
 		fcm:   &fakeFCM{},
 		obs:   &observer{},
 	}
-	cfg := dispatch.Config{
+	w.envRegistry = w.reg
+	w.cfg = dispatch.Config{
 		Apps: map[string]dispatch.App{"default": {Defaults: content.Defaults{
 			Title: "${fromClientId}",
 			Body:  "New message in ${convId}",
@@ -202,20 +233,33 @@ func newWorld(t *testing.T, change ...func(*dispatch.Config)) *world {
 		Mutes:      w.mutes,
 		Registry:   w.reg,
 		Deliveries: w.del,
-		APNs:       w.apns,
-		FCM:        w.fcm,
 		Observer:   w.obs,
 		Now:        func() time.Time { return t0 },
 	}
-	for _, c := range change {
-		c(&cfg)
+	for _, o := range opts {
+		o(w)
+	}
+	w.build()
+	return w
+}
+
+// build (re)builds the pipeline from w.cfg, with the fake providers'
+// Senders.
+func (w *world) build() {
+	w.t.Helper()
+	cfg := w.cfg
+	cfg.Senders = map[string]dispatch.Sender{
+		"apns": apns.NewBatchSender(w.apns, apns.BatchConfig{Registry: w.envRegistry, Parallel: w.parallel}),
+		"fcm":  fcm.NewBatchSender(w.fcm, w.parallel),
+	}
+	if w.noAPNs {
+		delete(cfg.Senders, "apns")
 	}
 	p, err := dispatch.New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		w.t.Fatal(err)
 	}
 	w.p = p
-	return w
 }
 
 // apnsToken is a well-formed APNs token, distinct for each n.
@@ -289,9 +333,11 @@ func (w *world) trace(messageID string) map[string]string {
 	return out
 }
 
-func (w *world) process(job pushjob.Job, firstAttempt bool) *dispatch.Report {
+// process runs one attempt of job; retry says it is not the first, for
+// the reader: the pipeline learns that from the record.
+func (w *world) process(job pushjob.Job, first bool) *dispatch.Report {
 	w.t.Helper()
-	rep, err := w.p.Process(context.Background(), job, firstAttempt)
+	rep, err := w.p.Process(context.Background(), job, false)
 	if err != nil {
 		w.t.Fatalf("Process: %v", err)
 	}
@@ -425,7 +471,7 @@ func TestProcessRoutesEveryRecipient(t *testing.T) {
 			t.Errorf("APNs payload %s: want the app's template filled in", got[0].Payload)
 		}
 	}
-	if d := device(t, rep, "bob", "iphone-bob"); d.APNsEnv != installations.Development || d.Provider != "apns" {
+	if d := device(t, rep, "bob", "iphone-bob"); d.Route != installations.Development || d.Provider != "apns" {
 		t.Errorf("bob's result %+v, want apns development", d)
 	}
 	for _, tok := range []string{carol, erin} {
@@ -633,7 +679,7 @@ func TestProcessRejectedAndAuthErrorKeepTokens(t *testing.T) {
 }
 
 func TestProcessWithoutCredentials(t *testing.T) {
-	w := newWorld(t, func(c *dispatch.Config) { c.APNs = nil })
+	w := newWorld(t, withoutAPNs())
 	w.iphone("iphone-alice", "alice", installations.Production, 1)
 	w.android("android-carol", "carol")
 	sameMap(t, "report", outcomes(w.process(newJob("msg-1", "alice", "carol"), true)), map[string]string{
@@ -687,7 +733,9 @@ func TestProcessRetrySendsOnlyToPendingDevices(t *testing.T) {
 		"alice/iphone-alice":  "delivered",
 		"bob/iphone-bob":      "delivered",
 		"carol/android-carol": "delivered",
-		"dan":                 "no_device", // marked on the first attempt
+		// Settled on the first attempt: not a recipient without a device
+		// (issue 11, defect 4).
+		"dan/android-dan": "invalid_token",
 	})
 	if n := rep.Pending(); n != 0 {
 		t.Errorf("Pending() after the retry = %d, want 0", n)
@@ -715,7 +763,6 @@ func TestProcessRetrySendsOnlyToPendingDevices(t *testing.T) {
 		"bob/iphone-bob":      "delivered",
 		"carol/android-carol": "delivered",
 		"dan/android-dan":     "invalid_token",
-		"dan":                 "no_device",
 	})
 
 	// A third run (a duplicate task after a crash) sends nothing at all.
@@ -855,42 +902,48 @@ func TestProcessFixedBadge(t *testing.T) {
 	}
 }
 
-// At most Parallel pushes of one job are in flight at once, and the
-// pipeline does use that many.
+// At most Parallel pushes of one job are in flight at once for each
+// provider (each Sender bounds its own), and each does use that many.
 func TestProcessBoundsParallelSends(t *testing.T) {
 	const limit, devices = 3, 20
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a deadlock guard only
 	defer cancel()
 
-	var (
+	// gauge watches one provider's sends. Every send waits until that
+	// provider has had limit sends in flight (or has started all of its
+	// devices), so reaching the limit does not depend on timing; after
+	// that sends run freely and peak keeps watching.
+	type gauge struct {
 		mu                      sync.Mutex
 		inFlight, peak, entered int
-		gate                    = make(chan struct{})
+		gate                    chan struct{}
 		opened                  bool
-	)
-	// Every send waits until the pipeline has had limit sends in flight
-	// (or has started them all), so reaching the limit does not depend on
-	// timing; after that sends run freely and peak keeps watching.
-	wait := func(sctx context.Context) {
-		mu.Lock()
-		inFlight++
-		entered++
-		peak = max(peak, inFlight)
-		if !opened && (inFlight >= limit || entered == devices) {
-			opened = true
-			close(gate)
-		}
-		mu.Unlock()
-		select {
-		case <-gate:
-		case <-ctx.Done():
-		}
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
 	}
-	w := newWorld(t, func(c *dispatch.Config) { c.Parallel = limit })
-	w.apns.gate, w.fcm.gate = wait, wait
+	newGauge := func(total int) (*gauge, func(context.Context)) {
+		g := &gauge{gate: make(chan struct{})}
+		return g, func(context.Context) {
+			g.mu.Lock()
+			g.inFlight++
+			g.entered++
+			g.peak = max(g.peak, g.inFlight)
+			if !g.opened && (g.inFlight >= limit || g.entered == total) {
+				g.opened = true
+				close(g.gate)
+			}
+			g.mu.Unlock()
+			select {
+			case <-g.gate:
+			case <-ctx.Done():
+			}
+			g.mu.Lock()
+			g.inFlight--
+			g.mu.Unlock()
+		}
+	}
+	w := newWorld(t, withParallel(limit))
+	apnsGauge, apnsWait := newGauge(devices / 2)
+	fcmGauge, fcmWait := newGauge(devices / 2)
+	w.apns.gate, w.fcm.gate = apnsWait, fcmWait
 	var recipients []string
 	for i := range devices {
 		c := fmt.Sprintf("user-%02d", i)
@@ -901,7 +954,7 @@ func TestProcessBoundsParallelSends(t *testing.T) {
 			w.android("android-"+c, c)
 		}
 	}
-	rep, err := w.p.Process(ctx, newJob("msg-1", recipients...), true)
+	rep, err := w.p.Process(ctx, newJob("msg-1", recipients...), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -916,8 +969,10 @@ func TestProcessBoundsParallelSends(t *testing.T) {
 	if n := w.apns.count() + w.fcm.count(); n != devices {
 		t.Errorf("sent %d pushes, want %d", n, devices)
 	}
-	if peak != limit {
-		t.Errorf("at most %d sends were in flight at once, want exactly the limit %d", peak, limit)
+	for name, g := range map[string]*gauge{"apns": apnsGauge, "fcm": fcmGauge} {
+		if g.peak != limit {
+			t.Errorf("%s: at most %d sends were in flight at once, want exactly the limit %d", name, g.peak, limit)
+		}
 	}
 }
 
@@ -926,7 +981,7 @@ func TestProcessUnknownApp(t *testing.T) {
 	w.iphone("iphone-alice", "alice", installations.Production, 1)
 	job := newJob("msg-1", "alice")
 	job.AppID = "nope"
-	rep, err := w.p.Process(context.Background(), job, true)
+	rep, err := w.p.Process(context.Background(), job, false)
 	if !errors.Is(err, dispatch.ErrUnknownApp) {
 		t.Fatalf("Process: %v, %v; want ErrUnknownApp", rep, err)
 	}
@@ -986,11 +1041,9 @@ func (failingMarks) MarkInvalid(context.Context, string, string, string, []strin
 // still recorded, and the dead token is tried (and marked) again.
 func TestProcessMarkInvalidFailureKeepsOtherRecords(t *testing.T) {
 	w := newWorld(t)
-	w.p, _ = dispatch.New(dispatch.Config{
-		Apps:  map[string]dispatch.App{"default": {}},
-		Mutes: w.mutes, Registry: failingMarks{w.reg}, Deliveries: w.del,
-		APNs: w.apns, FCM: w.fcm, Now: func() time.Time { return t0 },
-	})
+	w.cfg.Apps = map[string]dispatch.App{"default": {}}
+	w.cfg.Registry = failingMarks{w.reg}
+	w.build()
 	alice := w.iphone("iphone-alice", "alice", installations.Production, 1)
 	hank := w.iphone("iphone-hank", "hank", installations.Production, 4)
 	w.apns.answer = func(r apns.Request, n int) apns.Result {
@@ -1000,18 +1053,15 @@ func TestProcessMarkInvalidFailureKeepsOtherRecords(t *testing.T) {
 		return apns.Result{}
 	}
 	job := newJob("msg-1", "alice", "hank")
-	if _, err := w.p.Process(context.Background(), job, true); err == nil || !strings.Contains(err.Error(), "database is gone") {
+	if _, err := w.p.Process(context.Background(), job, false); err == nil || !strings.Contains(err.Error(), "database is gone") {
 		t.Fatalf("Process: %v, want the registry's error", err)
 	}
 	// hank stays on record as still to retry.
 	sameMap(t, "trace", w.trace("msg-1"), map[string]string{"alice/iphone-alice": "delivered", "hank/iphone-hank": "retrying"})
 
 	// The registry is back: the retry marks hank and leaves alice alone.
-	w.p, _ = dispatch.New(dispatch.Config{
-		Apps:  map[string]dispatch.App{"default": {}},
-		Mutes: w.mutes, Registry: w.reg, Deliveries: w.del,
-		APNs: w.apns, FCM: w.fcm, Now: func() time.Time { return t0 },
-	})
+	w.cfg.Registry = w.reg
+	w.build()
 	w.process(job, false)
 	if in := w.installation("hank", "iphone-hank"); in.Valid || in.InvalidReason != "Unregistered" {
 		t.Errorf("hank after the retry: valid=%v reason=%q", in.Valid, in.InvalidReason)
@@ -1057,10 +1107,10 @@ func TestProcessAPNsPayloadSize(t *testing.T) {
 	})
 	payload := w.apns.to(alice)[0].Payload
 	p := decodeAPS(t, payload)
-	if len(payload) > content.APNsMaxPayload || !strings.HasSuffix(p.APS.Alert.Body, "…") ||
+	if len(payload) > apns.MaxPayload || !strings.HasSuffix(p.APS.Alert.Body, "…") ||
 		strings.Trim(p.APS.Alert.Body, "汉…") != "" {
 		t.Errorf("payload of %d bytes with body ending %q: want at most %d bytes, cut between characters",
-			len(payload), p.APS.Alert.Body[max(0, len(p.APS.Alert.Body)-12):], content.APNsMaxPayload)
+			len(payload), p.APS.Alert.Body[max(0, len(p.APS.Alert.Body)-12):], apns.MaxPayload)
 	}
 
 	huge := newJob("msg-2", "alice", "carol")
@@ -1120,8 +1170,8 @@ func TestProcessEnvCorrectsDevelopmentTokenRegisteredAsProduction(t *testing.T) 
 	want := map[string]string{"ada/iphone-ada": "env_corrected"}
 	sameMap(t, "report", outcomes(rep), want)
 	sameMap(t, "trace", w.trace("msg-1"), want)
-	if d := device(t, rep, "ada", "iphone-ada"); d.APNsEnv != installations.Development {
-		t.Errorf("report's apns_env %q, want development", d.APNsEnv)
+	if d := device(t, rep, "ada", "iphone-ada"); d.Route != installations.Development {
+		t.Errorf("report's apns_env %q, want development", d.Route)
 	}
 	if got := w.apns.envs(tok); !slices.Equal(got, []string{installations.Production, installations.Development}) {
 		t.Errorf("pushes went to %v, want production then development", got)
@@ -1308,7 +1358,7 @@ func (failingEnv) SetAPNsEnv(context.Context, string, string, string) error {
 // A correction that cannot be stored does not undo the delivery: the
 // device is env_corrected and never pushed again for the message.
 func TestProcessEnvCorrectionFailureKeepsDelivery(t *testing.T) {
-	w := newWorld(t, func(c *dispatch.Config) { c.Registry = failingEnv{c.Registry.(*installations.Store)} })
+	w := newWorld(t, func(w *world) { w.envRegistry = failingEnv{w.reg} })
 	tok := w.iphone("iphone-ada", "ada", installations.Production, 1)
 	w.apns.answer = envScript(tok, map[string]apns.Result{installations.Production: badDeviceToken})
 	want := map[string]string{"ada/iphone-ada": "env_corrected"}
@@ -1327,10 +1377,10 @@ func (failingMutes) Active(context.Context, string, string, []string, time.Time)
 
 // A forced job pushes to the muted too, so it does not look mutes up.
 func TestProcessForceSkipsMuteLookup(t *testing.T) {
-	w := newWorld(t, func(c *dispatch.Config) { c.Mutes = failingMutes{c.Mutes} })
+	w := newWorld(t, withConfig(func(c *dispatch.Config) { c.Mutes = failingMutes{c.Mutes} }))
 	w.android("android-bob", "bob")
 	job := newJob("msg-1", "bob")
-	if _, err := w.p.Process(context.Background(), job, true); err == nil {
+	if _, err := w.p.Process(context.Background(), job, false); err == nil {
 		t.Fatal("an unforced job went on without its mutes")
 	}
 	job = newJob("msg-2", "bob")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushd/pushd/internal/content"
 	"github.com/pushd/pushd/internal/dispatch"
+	"github.com/pushd/pushd/internal/fcm"
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/mute"
 	"github.com/pushd/pushd/internal/pushsim"
@@ -37,9 +38,9 @@ func newSDKWorld(t *testing.T, parallel int) *sdkWorld {
 	w := &sdkWorld{t: t, sim: sim, reg: installations.NewStore(db)}
 	p, err := dispatch.New(dispatch.Config{
 		// No default content: what a push says comes from its job.
-		Apps:  map[string]dispatch.App{"default": {Defaults: content.Defaults{}, APNsTopic: "com.example.chat"}},
+		Apps:  map[string]dispatch.App{"default": {Defaults: content.Defaults{}}},
 		Mutes: mute.NewStore(db), Registry: w.reg, Deliveries: installations.NewDeliveries(db),
-		APNs: a, FCM: f, Parallel: parallel,
+		Senders: senders(a, f, w.reg, parallel),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +59,7 @@ func (w *sdkWorld) register(id, client string, pf installations.Platform, token 
 
 func (w *sdkWorld) process(job pushjob.Job, first bool) *dispatch.Report {
 	w.t.Helper()
-	rep, err := w.p.Process(context.Background(), job, first)
+	rep, err := w.p.Process(context.Background(), job, false)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestProcessFCMThroughSDK(t *testing.T) {
 		an.Icon != "ic_stat_chat" || an.NotificationCount == nil || *an.NotificationCount != 1 {
 		t.Errorf("android notification block %+v", an)
 	}
-	if ann.Data["n"] != "3" || ann.Data[content.DataConversationID] != "conv-1" || ann.APNs != nil || ann.Webpush != nil {
+	if ann.Data["n"] != "3" || ann.Data[fcm.DataConversationID] != "conv-1" || ann.APNs != nil || ann.Webpush != nil {
 		t.Errorf("android message: data %v, apns %v, webpush %v", ann.Data, ann.APNs, ann.Webpush)
 	}
 

@@ -102,11 +102,7 @@ func canon(t *testing.T, b []byte) []byte {
 // pushes to iOS, not VoIP: the FCM iPhone is rejected with the reason,
 // nothing is sent to it, and the other devices are pushed.
 func TestProcessFCMIOSPushTypeRefused(t *testing.T) {
-	w := newWorld(t, func(c *dispatch.Config) {
-		a := c.Apps["default"]
-		a.APNsTopic = "im.chat"
-		c.Apps["default"] = a
-	})
+	w := newWorld(t, withAppTopic("im.chat"))
 	ifcm := w.fcmDevice("iphone-fcm-ben", "ben", installations.PlatformIOS)
 	w.register(installations.Installation{ID: "iphone-dan", AppID: "default", ClientID: "dan", Provider: installations.APNs, Token: apnsToken(1), APNsTopic: "im.chat.voip"})
 	job := newJob("msg-1", "ben", "dan")
@@ -149,7 +145,7 @@ func TestProcessCollapse(t *testing.T) {
 // every device is one log line naming the field, not one per device.
 func TestProcessLogsRefusalsOncePerReason(t *testing.T) {
 	var logs bytes.Buffer
-	w := newWorld(t, func(c *dispatch.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	w := newWorld(t, withConfig(func(c *dispatch.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) }))
 	var clients []string
 	for _, c := range []string{"a", "b", "c", "d"} {
 		w.android("android-"+c, c)

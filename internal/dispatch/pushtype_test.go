@@ -15,12 +15,8 @@ import (
 const appTopic = "com.example.chat"
 
 // withAppTopic configures the app's default APNs topic.
-func withAppTopic(topic string) func(*dispatch.Config) {
-	return func(c *dispatch.Config) {
-		a := c.Apps["default"]
-		a.APNsTopic = topic
-		c.Apps["default"] = a
-	}
+func withAppTopic(topic string) option {
+	return func(w *world) { w.apns.topic = topic }
 }
 
 // iphoneTopic registers an APNs device with its own apns_topic.
@@ -110,12 +106,12 @@ func TestProcessAPNsHeaders(t *testing.T) {
 // data beside it, and no badge, so a badge "Increment" from the app's
 // defaults counts nothing.
 func TestProcessBackgroundPush(t *testing.T) {
-	w := newWorld(t, func(c *dispatch.Config) {
+	w := newWorld(t, withConfig(func(c *dispatch.Config) {
 		a := c.Apps["default"]
 		a.Defaults.Badge = &pushjob.Badge{Increment: true}
 		a.Defaults.Sound = "default"
 		c.Apps["default"] = a
-	})
+	}))
 	tok := w.iphone("iphone-alice", "alice", installations.Production, 1)
 	carol := w.android("android-carol", "carol")
 	job := iosJob("msg-1", pushjob.PushTypeBackground, pushjob.PriorityNormal, "alice", "carol")

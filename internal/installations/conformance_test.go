@@ -36,6 +36,7 @@ var conformance = []storagetest.Case{
 	{Name: "PlatformReregistered", Test: testPlatformReregistered},
 	{Name: "ValidForClients10000", Test: testValidForClients},
 	{Name: "MarkInvalid", Test: testMarkInvalid},
+	{Name: "LastInvalid", Test: testLastInvalid},
 	{Name: "SetAPNsEnv", Test: testSetAPNsEnv},
 	{Name: "IncrementBadgesConcurrent", Test: testIncrementBadgesConcurrent},
 	{Name: "ResetBadge", Test: testResetBadge},
@@ -860,5 +861,44 @@ func testDeliveredNeverOverwritten(t *testing.T, db *storage.DB) {
 	}
 	if err := d.Record(ctx, "default", "m", []installations.Delivery{{InstallationID: "e"}}); err == nil {
 		t.Error("Record accepted a row without an outcome")
+	}
+}
+
+// A recipient whose devices all died reads differently from one who never
+// registered: LastInvalid names the newest death per client, and only
+// invalid installations count.
+func testLastInvalid(t *testing.T, db *storage.DB) {
+	ctx := context.Background()
+	s := installations.NewStore(db)
+	mustUpsert(t, s, apns("iphone", "alice", 1))
+	mustUpsert(t, s, fcm("pixel", "alice", 1))
+	mustUpsert(t, s, apns("ipad", "bob", 2))
+	mustUpsert(t, s, fcm("tablet", "carol", 3))
+	mustUpsert(t, s, installations.Installation{ID: "other-app", AppID: "other", ClientID: "dave", Provider: installations.FCM, Token: "fcm:APA91b-4"})
+
+	early := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	late := early.Add(time.Hour)
+	if _, err := s.MarkInvalid(ctx, "default", "apns", "Unregistered", []string{apnsToken(1)}, early); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkInvalid(ctx, "default", "fcm", "UNREGISTERED", []string{"fcm:APA91b-1"}, late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkInvalid(ctx, "other", "fcm", "UNREGISTERED", []string{"fcm:APA91b-4"}, late); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LastInvalid(ctx, "default", []string{"alice", "bob", "dave", "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("LastInvalid = %v, want alice only (bob's device is valid, dave's is another app's)", got)
+	}
+	a := got["alice"]
+	if a.ID != "pixel" || a.InvalidReason != "UNREGISTERED" || !a.InvalidAt.Equal(late) || a.Provider != installations.FCM {
+		t.Errorf("alice's last invalid device: %+v, want pixel, UNREGISTERED at %v", a, late)
+	}
+	if got, err := s.LastInvalid(ctx, "default", nil); err != nil || len(got) != 0 {
+		t.Errorf("LastInvalid(nil) = %v, %v", got, err)
 	}
 }

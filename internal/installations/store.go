@@ -25,7 +25,7 @@ type Store struct {
 // queries are the store's statements, in the database's dialect.
 type queries struct {
 	lockToken, deleteToken, upsert, get, del, listByClient, validForClients string
-	markInvalid, setAPNsEnv, incrementBadges, resetBadge                    string
+	markInvalid, setAPNsEnv, incrementBadges, resetBadge, lastInvalid       string
 }
 
 const columns = `installation_id, app_id, client_id, provider, platform, token, apns_env, apns_topic, locale, timezone,
@@ -72,6 +72,11 @@ func NewStore(db *storage.DB) *Store {
 		validForClients: r(`SELECT ` + columns + ` FROM installations
 			WHERE app_id = ? AND valid = TRUE AND client_id ` + inList + `
 			ORDER BY client_id, installation_id`),
+		// "valid = FALSE" spelled exactly as in the partial index. The
+		// newest first, so the first row of a client is its last death.
+		lastInvalid: r(`SELECT ` + columns + ` FROM installations
+			WHERE app_id = ? AND valid = FALSE AND client_id ` + inList + `
+			ORDER BY client_id, invalid_at DESC, installation_id`),
 		markInvalid: r(`UPDATE installations SET valid = FALSE, invalid_reason = ?, invalid_at = ?, updated_at = ?
 			WHERE app_id = ? AND provider = ? AND valid = TRUE AND token ` + inList),
 		setAPNsEnv: r(`UPDATE installations SET apns_env = ?, updated_at = ?
@@ -177,6 +182,27 @@ func (s *Store) ValidForClients(ctx context.Context, app string, clients []strin
 		return nil, fmt.Errorf("installations: valid for %d clients: %w", len(clients), err)
 	}
 	return list, nil
+}
+
+// LastInvalid returns, in one query, the most recently invalidated
+// installation of each of the given clients that has one: for a recipient
+// without a valid device, when and why its last device died. Clients with
+// none are absent.
+func (s *Store) LastInvalid(ctx context.Context, app string, clients []string) (map[string]Installation, error) {
+	out := make(map[string]Installation)
+	if len(clients) == 0 {
+		return out, nil
+	}
+	list, err := s.query(ctx, s.q.lastInvalid, app, s.db.List(clients))
+	if err != nil {
+		return nil, fmt.Errorf("installations: last invalid of %d clients: %w", len(clients), err)
+	}
+	for _, in := range list {
+		if _, seen := out[in.ClientID]; !seen {
+			out[in.ClientID] = in
+		}
+	}
+	return out, nil
 }
 
 // MarkInvalid records that the provider rejected tokens of one provider for

@@ -1,9 +1,7 @@
-package content
+package fcm
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 
 	"firebase.google.com/go/v4/messaging"
 
+	"github.com/pushd/pushd/internal/apns"
+	"github.com/pushd/pushd/internal/content"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -20,10 +20,10 @@ import (
 // group a chat's notifications itself if it wants.
 const DataConversationID = "conversation_id"
 
-// FCMTemplate is one job's FCM message for one platform (Android, iOS or
+// Template is one job's FCM message for one platform (Android, iOS or
 // web), built once; Message copies it for each device. A template is safe
 // for concurrent use.
-type FCMTemplate struct {
+type Template struct {
 	msg messaging.Message
 
 	// Android.
@@ -40,7 +40,7 @@ type FCMTemplate struct {
 	noBadge bool
 }
 
-// NewFCMTemplate builds p's Android message for job j as of now, which the
+// NewAndroidTemplate builds p's Android message for job j as of now, which the
 // TTL counts from.
 //
 // The message is a notification with p's title and body, or localized
@@ -53,7 +53,7 @@ type FCMTemplate struct {
 // suits digest-like traffic); a TTL up to the job's Expiry, as APNs gets
 // it as expiration (none when the job has none: FCM keeps it four weeks);
 // p's channel, sound, icon, click action and localization keys; and a
-// notification tag (see notificationTag).
+// notification tag (see content.Tag).
 //
 // A job that collapses also gets the conversation id as collapse key, so
 // that FCM keeps only a chat's newest message for an offline device.
@@ -61,13 +61,13 @@ type FCMTemplate struct {
 // four collapse keys per offline device, so keying by conversation would
 // lose whole chats for a phone offline in five; non-collapsible messages
 // are kept, up to 100 per offline device, and delivered when it returns.
-func NewFCMTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
-	t := &FCMTemplate{android: &messaging.AndroidConfig{Priority: fcmPriority(j)}}
+func NewAndroidTemplate(p content.Platform, j pushjob.Job, now time.Time) *Template {
+	t := &Template{android: &messaging.AndroidConfig{Priority: fcmPriority(j)}}
 	t.msg.Data = fcmData(p.Data, j.ConversationID)
 	if ttl, ok := fcmTTL(j, now); ok {
 		t.ttl = &ttl
 	}
-	if collapses(j) {
+	if content.Collapses(j) {
 		t.android.CollapseKey = j.ConversationID
 	}
 	body := fcmBody(p)
@@ -77,7 +77,7 @@ func NewFCMTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
 	if t.msg.Notification != nil || p.LocKey != "" || p.TitleLocKey != "" {
 		t.hasNote = true
 		t.notif = messaging.AndroidNotification{
-			Tag:          notificationTag(j),
+			Tag:          content.Tag(j),
 			ChannelID:    p.ChannelID,
 			Sound:        p.Sound,
 			Icon:         p.Icon,
@@ -91,20 +91,20 @@ func NewFCMTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
 	return t
 }
 
-// NewFCMWebTemplate builds p's message for browsers as of now: a webpush
+// NewWebTemplate builds p's message for browsers as of now: a webpush
 // block with p's title, body and icon and the notification tag, the
 // click action as the link a tap opens, Urgency "high" (or "normal" for
 // a low-priority job) and the TTL header; data as for Android. Without
 // title or body it is data-only, for the page's service worker.
-func NewFCMWebTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
-	t := &FCMTemplate{}
+func NewWebTemplate(p content.Platform, j pushjob.Job, now time.Time) *Template {
+	t := &Template{}
 	t.msg.Data = fcmData(p.Data, j.ConversationID)
 	w := &messaging.WebpushConfig{Headers: map[string]string{"Urgency": fcmPriority(j)}}
 	if ttl, ok := fcmTTL(j, now); ok {
 		w.Headers["TTL"] = strconv.FormatInt(int64(ttl/time.Second), 10)
 	}
 	if body := fcmBody(p); p.Title != "" || body != "" {
-		w.Notification = &messaging.WebpushNotification{Title: p.Title, Body: body, Icon: p.Icon, Tag: notificationTag(j)}
+		w.Notification = &messaging.WebpushNotification{Title: p.Title, Body: body, Icon: p.Icon, Tag: content.Tag(j)}
 	}
 	if p.ClickAction != "" {
 		w.FCMOptions = &messaging.WebpushFCMOptions{Link: p.ClickAction}
@@ -113,28 +113,22 @@ func NewFCMWebTemplate(p Platform, j pushjob.Job, now time.Time) *FCMTemplate {
 	return t
 }
 
-// NewFCMAPNsTemplate builds p's message for iOS apps that use FCM: an
+// NewAPNsTemplate builds p's message for iOS apps that use FCM: an
 // apns block that carries the payload a direct APNs push would (see
-// APNsTemplate; custom data beside aps, not in FCM's data) with the
+// apns.PayloadTemplate; custom data beside aps, not in FCM's data) with the
 // apns-push-type, apns-priority, apns-expiration and apns-collapse-id
 // headers a direct push gets. FCM picks the topic from the app's
 // registration, and sends alert and background pushes only: another
 // push type is an error, as is a payload that cannot fit.
-func NewFCMAPNsTemplate(p Platform, j pushjob.Job, now time.Time) (*FCMTemplate, error) {
+func NewAPNsTemplate(p content.Platform, j pushjob.Job, now time.Time) (*Template, error) {
 	pt := p.PushType
 	if pt == "" {
 		pt = pushjob.PushTypeAlert
 	}
 	if pt != pushjob.PushTypeAlert && pt != pushjob.PushTypeBackground {
-		return nil, fmt.Errorf("content: push_type %q cannot go through FCM, which sends alert and background pushes to iOS", pt)
+		return nil, fmt.Errorf("fcm: push_type %q cannot go through FCM, which sends alert and background pushes to iOS", pt)
 	}
-	// Room is left for the largest badge, so that any device's fits
-	// without cutting the body again.
-	at, err := NewAPNsTemplate(p, APNsLimit(pt)-badgeRoom)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := at.Payload(nil)
+	payload, takesBadge, err := apns.EmbeddedPayload(p)
 	if err != nil {
 		return nil, err
 	}
@@ -142,14 +136,14 @@ func NewFCMAPNsTemplate(p Platform, j pushjob.Job, now time.Time) (*FCMTemplate,
 	// apns block re-encodes as they are.
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &top); err != nil {
-		return nil, fmt.Errorf("content: APNs payload: %w", err)
+		return nil, fmt.Errorf("fcm: APNs payload: %w", err)
 	}
 	var aps map[string]json.RawMessage
 	if err := json.Unmarshal(top["aps"], &aps); err != nil {
-		return nil, fmt.Errorf("content: APNs payload aps: %w", err)
+		return nil, fmt.Errorf("fcm: APNs payload aps: %w", err)
 	}
 	delete(top, "aps")
-	t := &FCMTemplate{noBadge: at.noBadge}
+	t := &Template{noBadge: !takesBadge}
 	t.aps.CustomData = make(map[string]any, len(aps))
 	for k, v := range aps {
 		t.aps.CustomData[k] = v
@@ -162,8 +156,8 @@ func NewFCMAPNsTemplate(p Platform, j pushjob.Job, now time.Time) (*FCMTemplate,
 	}
 	h := map[string]string{
 		"apns-push-type":   string(pt),
-		"apns-priority":    strconv.Itoa(APNsPriority(pt, j.Priority)),
-		"apns-collapse-id": CollapseID(j),
+		"apns-priority":    strconv.Itoa(apns.Priority(pt, j.Priority)),
+		"apns-collapse-id": apns.CollapseID(j),
 	}
 	if exp := j.Expiry(); !exp.IsZero() {
 		h["apns-expiration"] = strconv.FormatInt(exp.Unix(), 10)
@@ -176,7 +170,7 @@ func NewFCMAPNsTemplate(p Platform, j pushjob.Job, now time.Time) (*FCMTemplate,
 // notification count or app badge (nil for none). Messages of one
 // template share everything but the token and the badge; nothing, the
 // FCM client included, modifies them.
-func (t *FCMTemplate) Message(token string, badge *int) *messaging.Message {
+func (t *Template) Message(token string, badge *int) *messaging.Message {
 	switch {
 	case t.apns != nil:
 		d := &struct {
@@ -247,58 +241,14 @@ func fcmTTL(j pushjob.Job, now time.Time) (time.Duration, bool) {
 	return max(exp.Sub(now).Truncate(time.Second), 0), true
 }
 
-func fcmBody(p Platform) string {
+func fcmBody(p content.Platform) string {
 	if p.Body == "" && p.Title == "" {
 		return p.Alert
 	}
 	return p.Body
 }
 
-func collapses(j pushjob.Job) bool {
-	return j.Push != nil && j.Push.Collapse
-}
-
-// notificationTag is what a notification replaces on the device: for a
-// job that collapses, its conversation's earlier notification; otherwise
-// only an earlier copy of the same message (a retry after a crash between
-// FCM's answer and its record), so different messages of a chat each show.
-func notificationTag(j pushjob.Job) string {
-	if collapses(j) {
-		return j.ConversationID
-	}
-	return j.MessageID
-}
-
-// CollapseID is j's apns-collapse-id, by the rule of notificationTag,
-// fitted into Apple's 64 bytes: longer ids are hashed rather than cut, so
-// two never share one.
-func CollapseID(j pushjob.Job) string {
-	id := notificationTag(j)
-	if len(id) <= 64 {
-		return id
-	}
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}
-
-// APNsPriority is the apns-priority of a push, by Apple's rule for its
-// type: always 5 for background and fileprovider pushes, always 10 for
-// pushtotalk; for the others 5 for a low-priority job (delivered when the
-// device's power allows) and 10, at once, otherwise.
-func APNsPriority(pt pushjob.PushType, jp pushjob.Priority) int {
-	switch pt {
-	case pushjob.PushTypeBackground, pushjob.PushTypeFileProvider:
-		return 5
-	case pushjob.PushTypePushToTalk:
-		return 10
-	}
-	if jp == pushjob.PriorityLow {
-		return 5
-	}
-	return 10
-}
-
-// fcmData converts custom data to FCM's string values (see NewFCMTemplate).
+// fcmData converts custom data to FCM's string values (see NewAndroidTemplate).
 func fcmData(data map[string]any, convID string) map[string]string {
 	out := make(map[string]string, len(data)+1)
 	var buf bytes.Buffer

@@ -1,4 +1,4 @@
-package content
+package fcm
 
 import (
 	"encoding/json"
@@ -9,18 +9,19 @@ import (
 
 	"firebase.google.com/go/v4/messaging"
 
+	"github.com/pushd/pushd/internal/content"
 	"github.com/pushd/pushd/pushjob"
 )
 
 func TestFCMMessage(t *testing.T) {
 	now := sent.Add(2 * time.Second)
-	p := Platform{
+	p := content.Platform{
 		Title: "alice", Body: "hi", Sound: "default", ChannelID: "chat", ThreadID: "conv-1",
 		Data: map[string]any{"s": "text", "n": 3, "f": 1.5, "b": true, "null": nil, "obj": map[string]any{"k": []any{1, "<&>"}}},
 	}
 	j := testJob()
 	j.TTLSeconds = 60
-	m := NewFCMTemplate(p, j, now).Message("tok", intp(4))
+	m := NewAndroidTemplate(p, j, now).Message("tok", intp(4))
 
 	if m.Token != "tok" {
 		t.Errorf("token = %q", m.Token)
@@ -63,7 +64,7 @@ func TestFCMPriority(t *testing.T) {
 	} {
 		j := testJob()
 		j.Priority = prio
-		if got := FCMMessage(Platform{Body: "b"}, j, "t", nil).Android.Priority; got != want {
+		if got := messageOnce(content.Platform{Body: "b"}, j, "t", nil).Android.Priority; got != want {
 			t.Errorf("priority %q: android priority %q, want %q", prio, got, want)
 		}
 	}
@@ -89,7 +90,7 @@ func TestFCMTTL(t *testing.T) {
 	} {
 		j := testJob()
 		j.TTLSeconds, j.ExpiresAt, j.Timestamp = tc.ttl, tc.expiresAt, tc.ts
-		got := NewFCMTemplate(Platform{Body: "b"}, j, now).Message("t", nil).Android.TTL
+		got := NewAndroidTemplate(content.Platform{Body: "b"}, j, now).Message("t", nil).Android.TTL
 		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
 			t.Errorf("%s: ttl = %v, want %v", tc.name, deref(got), deref(tc.want))
 		}
@@ -104,11 +105,11 @@ func deref(d *time.Duration) any {
 }
 
 func TestFCMReservedDataKeys(t *testing.T) {
-	p := Platform{Body: "b", Data: map[string]any{
+	p := content.Platform{Body: "b", Data: map[string]any{
 		"from": "x", "message_type": "x", "google.sent": "x", "gcm.x": "x",
 		"conversation_id": "spoofed", "fromage": "kept", "notification": "kept",
 	}}
-	got := FCMMessage(p, testJob(), "t", nil).Data
+	got := messageOnce(p, testJob(), "t", nil).Data
 	want := map[string]string{"conversation_id": "conv-1", "fromage": "kept", "notification": "kept"}
 	if !maps.Equal(got, want) {
 		t.Errorf("data = %v, want %v", got, want)
@@ -118,7 +119,7 @@ func TestFCMReservedDataKeys(t *testing.T) {
 func TestFCMDataOnly(t *testing.T) {
 	j := testJob()
 	j.ConversationID = ""
-	m := FCMMessage(Platform{}, j, "t", intp(3))
+	m := messageOnce(content.Platform{}, j, "t", intp(3))
 	if m.Notification != nil || m.Android.Notification != nil || m.Data != nil {
 		t.Errorf("empty content: notification %+v, android notification %+v, data %v", m.Notification, m.Android.Notification, m.Data)
 	}
@@ -130,7 +131,7 @@ func TestFCMDataOnly(t *testing.T) {
 func TestFCMTemplateCopies(t *testing.T) {
 	j := testJob()
 	j.TTLSeconds = 60
-	tmpl := NewFCMTemplate(Platform{Title: "t", Body: "b"}, j, sent)
+	tmpl := NewAndroidTemplate(content.Platform{Title: "t", Body: "b"}, j, sent)
 	a := tmpl.Message("a", intp(1))
 	b := tmpl.Message("b", nil)
 	*a.Android.TTL = 0
@@ -159,7 +160,7 @@ func TestFCMNonCollapsibleTaggedByMessage(t *testing.T) {
 		for _, msg := range []string{"a", "b"} {
 			j := testJob()
 			j.ConversationID, j.MessageID = conv, conv+"/"+msg
-			m := FCMMessage(Platform{Title: "t", Body: "b"}, j, "tok", nil)
+			m := messageOnce(content.Platform{Title: "t", Body: "b"}, j, "tok", nil)
 			if m.Android.CollapseKey != "" {
 				t.Errorf("%s: collapse key %q, want none", j.MessageID, m.Android.CollapseKey)
 			}
@@ -183,9 +184,24 @@ func TestFCMNonCollapsibleTaggedByMessage(t *testing.T) {
 	}
 	// The same message again (a retry after a crash) has the same tag.
 	j := testJob()
-	first := FCMMessage(Platform{Body: "b"}, j, "tok", nil).Android.Notification.Tag
-	again := FCMMessage(Platform{Body: "b"}, j, "tok", nil).Android.Notification.Tag
+	first := messageOnce(content.Platform{Body: "b"}, j, "tok", nil).Android.Notification.Tag
+	again := messageOnce(content.Platform{Body: "b"}, j, "tok", nil).Android.Notification.Tag
 	if first != again || first != j.MessageID {
 		t.Errorf("tags %q and %q for one message, want %q twice", first, again, j.MessageID)
 	}
 }
+
+var sent = time.Date(2024, 5, 6, 7, 8, 9, 123_000_000, time.UTC)
+
+func testJob() pushjob.Job {
+	return pushjob.Job{
+		AppID:          "default",
+		MessageID:      "m1",
+		ConversationID: "conv-1",
+		FromClientID:   "alice",
+		Recipients:     []string{"bob"},
+		Timestamp:      sent,
+	}
+}
+
+func intp(n int) *int { return &n }

@@ -1,19 +1,19 @@
-package content
+package apns
 
 import (
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/content"
 	"github.com/pushd/pushd/pushjob"
 )
 
 // Each of Apple's other push types gets its own payload shape; the exact
 // aps object is what Apple documents for the type.
 func TestAPNsPayloadOtherPushTypes(t *testing.T) {
-	alerty := Platform{Title: "t", Body: "b", Sound: "default", Category: "MSG", ThreadID: "conv-1", MutableContent: true, LocKey: "K"}
-	with := func(pt pushjob.PushType, data map[string]any) Platform {
+	alerty := content.Platform{Title: "t", Body: "b", Sound: "default", Category: "MSG", ThreadID: "conv-1", MutableContent: true, LocKey: "K"}
+	with := func(pt pushjob.PushType, data map[string]any) content.Platform {
 		p := alerty
 		p.PushType, p.Data = pt, data
 		return p
@@ -21,11 +21,11 @@ func TestAPNsPayloadOtherPushTypes(t *testing.T) {
 	la := func(l pushjob.LiveActivity) *pushjob.LiveActivity { return &l }
 	tests := []struct {
 		name  string
-		p     Platform
+		p     content.Platform
 		badge *int
 		want  string
 	}{
-		{"complication is alert-shaped", Platform{PushType: pushjob.PushTypeComplication, Body: "3 unread", Sound: "default", ThreadID: "conv-1"},
+		{"complication is alert-shaped", content.Platform{PushType: pushjob.PushTypeComplication, Body: "3 unread", Sound: "default", ThreadID: "conv-1"},
 			intp(3), `{"aps":{"alert":{"body":"3 unread"},"sound":"default","thread-id":"conv-1","badge":3}}`},
 		{"location is an empty aps and data", with(pushjob.PushTypeLocation, map[string]any{"query": "q1"}),
 			intp(4), `{"aps":{},"query":"q1"}`},
@@ -36,24 +36,24 @@ func TestAPNsPayloadOtherPushTypes(t *testing.T) {
 		{"fileprovider is custom data only", with(pushjob.PushTypeFileProvider, map[string]any{"container-identifier": "NSFileProviderRootContainerItemIdentifier"}),
 			intp(4), `{"aps":{},"container-identifier":"NSFileProviderRootContainerItemIdentifier"}`},
 		{"liveactivity update with alert and sound",
-			Platform{PushType: pushjob.PushTypeLiveActivity, Title: "Delivery", Body: "2 min away", Sound: "chime.aiff", Timestamp: 1700000000,
+			content.Platform{PushType: pushjob.PushTypeLiveActivity, Title: "Delivery", Body: "2 min away", Sound: "chime.aiff", Timestamp: 1700000000,
 				Category: "dropped", ThreadID: "dropped",
 				LiveActivity: la(pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"eta": 2, "driver": "Zoe"}, StaleDate: 1700000300})},
 			intp(9), `{"aps":{"timestamp":1700000000,"event":"update","content-state":{"driver":"Zoe","eta":2},"stale-date":1700000300,` +
 				`"alert":{"title":"Delivery","body":"2 min away","sound":"chime.aiff"}}}`},
 		{"liveactivity end",
-			Platform{PushType: pushjob.PushTypeLiveActivity, Timestamp: 1700000000, Data: map[string]any{"x": "y"},
+			content.Platform{PushType: pushjob.PushTypeLiveActivity, Timestamp: 1700000000, Data: map[string]any{"x": "y"},
 				LiveActivity: la(pushjob.LiveActivity{Event: "end", ContentState: map[string]any{"eta": 0}, DismissalDate: 1700003600})},
 			nil, `{"aps":{"timestamp":1700000000,"event":"end","content-state":{"eta":0},"dismissal-date":1700003600},"x":"y"}`},
 		{"liveactivity start",
-			Platform{PushType: pushjob.PushTypeLiveActivity, Body: "Call started", Timestamp: 1700000000,
+			content.Platform{PushType: pushjob.PushTypeLiveActivity, Body: "Call started", Timestamp: 1700000000,
 				LiveActivity: la(pushjob.LiveActivity{Event: "start", ContentState: map[string]any{}, AttributesType: "CallAttributes", Attributes: map[string]any{"room": "<r1>"}})},
 			nil, `{"aps":{"timestamp":1700000000,"event":"start","content-state":{},"attributes-type":"CallAttributes","attributes":{"room":"<r1>"},` +
 				`"alert":{"body":"Call started"}}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := APNsPayload(tc.p, tc.badge, APNsLimit(tc.p.PushType))
+			got, err := payloadOnce(tc.p, tc.badge, PayloadLimit(tc.p.PushType))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,68 +73,33 @@ func TestAPNsLiveActivityTrimsBody(t *testing.T) {
 	for i := range body {
 		body[i] = 'é'
 	}
-	p := Platform{PushType: pushjob.PushTypeLiveActivity, Body: string(body), Timestamp: 1,
+	p := content.Platform{PushType: pushjob.PushTypeLiveActivity, Body: string(body), Timestamp: 1,
 		LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"a": 1}}}
-	got, err := APNsPayload(p, nil, APNsLimit(p.PushType))
+	got, err := payloadOnce(p, nil, PayloadLimit(p.PushType))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) > APNsMaxPayload || !json.Valid(got) {
+	if len(got) > MaxPayload || !json.Valid(got) {
 		t.Errorf("payload of %d bytes, valid %v", len(got), json.Valid(got))
 	}
 }
 
 func TestAPNsLiveActivityNeedsLiveActivity(t *testing.T) {
-	if _, err := NewAPNsTemplate(Platform{PushType: pushjob.PushTypeLiveActivity}, APNsMaxPayload); err == nil {
+	if _, err := NewPayloadTemplate(content.Platform{PushType: pushjob.PushTypeLiveActivity}, MaxPayload); err == nil {
 		t.Error("liveactivity template without live_activity built")
 	}
 }
 
-func TestResolveOtherPushTypes(t *testing.T) {
-	d := Defaults{Title: "${fromClientId}", Body: "New message", Sound: "default", Category: "MESSAGE", Badge: &pushjob.Badge{Increment: true}, Data: map[string]any{"d": 1}}
-	for _, pt := range []pushjob.PushType{pushjob.PushTypeLocation, pushjob.PushTypePushToTalk, pushjob.PushTypeWidgets, pushjob.PushTypeControls, pushjob.PushTypeFileProvider} {
-		j := testJob()
-		j.Push = &pushjob.Content{Alert: "shared", IOS: &pushjob.PlatformContent{PushType: pt, Data: map[string]any{"k": "v"}}}
-		r := Resolve(d, j)
-		want := Platform{PushType: pt, Data: map[string]any{"d": 1, "k": "v"}}
-		if !reflect.DeepEqual(r.IOS, want) {
-			t.Errorf("%s ios = %+v, want %+v", pt, r.IOS, want)
-		}
-		if r.Android.Body != "shared" || r.Android.Badge == nil {
-			t.Errorf("%s job's android = %+v", pt, r.Android)
-		}
-	}
-
-	// Complication keeps the alert shape, defaults included.
-	j := testJob()
-	j.Push = &pushjob.Content{IOS: &pushjob.PlatformContent{PushType: pushjob.PushTypeComplication}}
-	if r := Resolve(d, j); r.IOS.Body != "New message" || r.IOS.Badge == nil || r.IOS.Sound != "default" {
-		t.Errorf("complication ios = %+v", r.IOS)
-	}
-
-	// Live Activity: only the ios block's own title, body and sound; the
-	// job's timestamp in seconds; live_activity copied.
-	j = testJob()
-	j.Timestamp = time.Unix(1700000000, 123e6)
-	state := map[string]any{"eta": 2}
+// A Live Activity job's resolved content makes Apple's payload.
+func TestLiveActivityFromResolvedJob(t *testing.T) {
+	d := content.Defaults{Title: "${fromClientId}", Body: "New message", Sound: "default", Category: "MESSAGE", Badge: &pushjob.Badge{Increment: true}, Data: map[string]any{"d": 1}}
+	j := pushjob.Job{MessageID: "m1", ConversationID: "conv-1", FromClientID: "alice", Recipients: []string{"bob"}, Timestamp: time.Unix(1700000000, 123e6)}
 	j.Push = &pushjob.Content{Alert: "shared", IOS: &pushjob.PlatformContent{
 		PushType: pushjob.PushTypeLiveActivity, Alert: "2 min away", Sound: "chime.aiff", Category: "X",
-		LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: state},
+		LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"eta": 2}},
 	}}
-	r := Resolve(d, j)
-	want := Platform{
-		PushType: pushjob.PushTypeLiveActivity, Alert: "2 min away", Body: "2 min away", Sound: "chime.aiff", Timestamp: 1700000000,
-		LiveActivity: &pushjob.LiveActivity{Event: "update", ContentState: map[string]any{"eta": 2}}, Data: map[string]any{"d": 1},
-	}
-	if !reflect.DeepEqual(r.IOS, want) {
-		t.Errorf("liveactivity ios = %+v, want %+v", r.IOS, want)
-	}
-	r.IOS.LiveActivity.ContentState["eta"] = 9
-	if state["eta"] != 2 {
-		t.Error("Resolve aliases the job's content_state")
-	}
-	r.IOS.LiveActivity.ContentState["eta"] = 2
-	got, err := APNsPayload(r.IOS, nil, APNsMaxPayload)
+	r := content.Resolve(d, j)
+	got, err := payloadOnce(r.IOS, nil, MaxPayload)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package content
+package apns
 
 import (
 	"bytes"
@@ -8,21 +8,22 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/pushd/pushd/internal/content"
 	"github.com/pushd/pushd/pushjob"
 )
 
 // Apple's payload size limits, in bytes of encoded JSON.
 const (
-	APNsMaxPayload     = 4096 // alert and background pushes
-	APNsMaxVoIPPayload = 5120 // VoIP pushes
+	MaxPayload     = 4096 // alert and background pushes
+	MaxVoIPPayload = 5120 // VoIP pushes
 )
 
-// APNsLimit is Apple's payload limit for a push type.
-func APNsLimit(t pushjob.PushType) int {
+// PayloadLimit is Apple's payload limit for a push type.
+func PayloadLimit(t pushjob.PushType) int {
 	if t == pushjob.PushTypeVoIP {
-		return APNsMaxVoIPPayload
+		return MaxVoIPPayload
 	}
-	return APNsMaxPayload
+	return MaxPayload
 }
 
 // ellipsis marks a truncated body.
@@ -35,7 +36,7 @@ const (
 	badgeRoom = len(`,`+badgeKey) + len("-9223372036854775808")
 )
 
-// APNsTemplate is one job's APNs payload for one platform shape, encoded
+// PayloadTemplate is one job's APNs payload for one platform shape, encoded
 // once; Payload then only splices in a device's badge. A template is safe
 // for concurrent use.
 //
@@ -51,7 +52,7 @@ const (
 // "event":..,"content-state":{..},"dismissal-date":..,"stale-date":..,
 // "attributes-type":..,"attributes":{..},"alert":{"title":..,"body":..,
 // "sound":..}}, without a badge.
-type APNsTemplate struct {
+type PayloadTemplate struct {
 	maxBytes int
 	// enc is the payload without body and badge; the body goes at bodyAt
 	// and the badge at badgeAt (just before the aps dictionary closes).
@@ -72,26 +73,26 @@ type APNsTemplate struct {
 	cutAt []int
 }
 
-// NewAPNsTemplate encodes p's payload for pushes of at most maxBytes. It
+// NewPayloadTemplate encodes p's payload for pushes of at most maxBytes. It
 // fails when even an alert body cut to nothing would not fit, because of a
 // long title or large custom data: the caller records that as rejected.
-func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
+func NewPayloadTemplate(p content.Platform, maxBytes int) (*PayloadTemplate, error) {
 	if maxBytes <= 0 {
-		return nil, fmt.Errorf("content: APNs payload limit %d: must be positive", maxBytes)
+		return nil, fmt.Errorf("apns: payload limit %d: must be positive", maxBytes)
 	}
-	t := &APNsTemplate{maxBytes: maxBytes}
+	t := &PayloadTemplate{maxBytes: maxBytes}
 	var laSound string
 	switch {
 	case p.PushType.Silent():
 		// Silent: Apple wants nothing to show, only content-available
 		// (background) or content-changed (widgets, controls).
-		p = Platform{PushType: p.PushType, Data: p.Data}
+		p = content.Platform{PushType: p.PushType, Data: p.Data}
 		t.noBadge = true
 	case p.PushType == pushjob.PushTypeLiveActivity:
 		// A Live Activity's alert is title, body and sound, the sound
 		// inside the alert dictionary.
 		laSound = p.Sound
-		p = Platform{
+		p = content.Platform{
 			PushType: p.PushType, Alert: p.Alert, Title: p.Title, Body: p.Body,
 			LiveActivity: p.LiveActivity, Timestamp: p.Timestamp, Data: p.Data,
 		}
@@ -120,7 +121,7 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 	encode := func(what string, v any) error {
 		vb.Reset()
 		if err := enc.Encode(v); err != nil {
-			return fmt.Errorf("content: APNs %s: %w", what, err)
+			return fmt.Errorf("apns: %s: %w", what, err)
 		}
 		b = append(b, bytes.TrimSuffix(vb.Bytes(), []byte{'\n'})...)
 		return nil
@@ -128,7 +129,7 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 	if p.PushType == pushjob.PushTypeLiveActivity {
 		la := p.LiveActivity
 		if la == nil {
-			return nil, fmt.Errorf("content: liveactivity push without live_activity")
+			return nil, fmt.Errorf("apns: liveactivity push without live_activity")
 		}
 		field("timestamp")
 		b = strconv.AppendInt(b, p.Timestamp, 10)
@@ -280,7 +281,7 @@ func NewAPNsTemplate(p Platform, maxBytes int) (*APNsTemplate, error) {
 	return t, nil
 }
 
-func (t *APNsTemplate) tooLarge(badgeLen int) error {
+func (t *PayloadTemplate) tooLarge(badgeLen int) error {
 	need := len(t.enc) + badgeLen
 	if t.hasBody {
 		need += len(ellipsis)
@@ -295,14 +296,14 @@ type SizeError struct {
 }
 
 func (e *SizeError) Error() string {
-	return fmt.Sprintf("content: APNs payload needs %d bytes even with its alert body cut, over the %d-byte limit: shorten the title or the custom data", e.Need, e.Max)
+	return fmt.Sprintf("APNs payload needs %d bytes even with its alert body cut, over the %d-byte limit: shorten the title or the custom data", e.Need, e.Max)
 }
 
 // Payload returns the payload with badge (nil for none). When the full body
 // would not fit, it is cut at the last character boundary that leaves room
 // for "…", so the payload is at most the template's limit; it fails, with a
 // *SizeError, only when even "…" alone does not fit beside this badge.
-func (t *APNsTemplate) Payload(badge *int) ([]byte, error) {
+func (t *PayloadTemplate) Payload(badge *int) ([]byte, error) {
 	var num [20]byte
 	var digits []byte
 	badgeLen := 0
@@ -356,6 +357,27 @@ func (t *APNsTemplate) Payload(badge *int) ([]byte, error) {
 		out = append(out, digits...)
 	}
 	return append(out, t.enc[t.badgeAt:]...), nil
+}
+
+// EmbeddedPayload is p's payload without a badge, for a provider that
+// carries Apple's payload in its own message and adds the badge itself
+// (FCM's apns block). Room is left for the largest badge, so that any
+// device's fits without cutting the body again. takesBadge is false for
+// push types whose aps has no badge.
+func EmbeddedPayload(p content.Platform) (payload []byte, takesBadge bool, err error) {
+	pt := p.PushType
+	if pt == "" {
+		pt = pushjob.PushTypeAlert
+	}
+	t, err := NewPayloadTemplate(p, PayloadLimit(pt)-badgeRoom)
+	if err != nil {
+		return nil, false, err
+	}
+	payload, err = t.Payload(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	return payload, !t.noBadge, nil
 }
 
 // appendStrings appends ss as a JSON array of strings.

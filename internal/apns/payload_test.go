@@ -1,4 +1,4 @@
-package content
+package apns
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pushd/pushd/internal/content"
 )
 
 func intp(n int) *int { return &n }
@@ -22,30 +24,30 @@ func badgeString(b *int) string {
 }
 
 func TestAPNsPayloadShape(t *testing.T) {
-	full := Platform{
+	full := content.Platform{
 		Title: "alice", Body: "hi <b>&</b> \"you\"", Sound: "default", Category: "MSG",
 		ThreadID: "conv-1", MutableContent: true,
 		Data: map[string]any{"z": 1, "a": map[string]any{"x": []any{true, nil}}, "aps": map[string]any{"alert": "clobbered"}},
 	}
 	tests := []struct {
 		name  string
-		p     Platform
+		p     content.Platform
 		badge *int
 		want  string
 	}{
 		{"everything", full, intp(5),
 			`{"aps":{"alert":{"title":"alice","body":"hi <b>&</b> \"you\""},"sound":"default","category":"MSG","thread-id":"conv-1","mutable-content":1,"badge":5},"a":{"x":[true,null]},"z":1}`},
-		{"no badge", Platform{Body: "b"}, nil, `{"aps":{"alert":{"body":"b"}}}`},
-		{"badge zero clears", Platform{Body: "b"}, intp(0), `{"aps":{"alert":{"body":"b"},"badge":0}}`},
-		{"title only", Platform{Title: "t"}, nil, `{"aps":{"alert":{"title":"t"}}}`},
-		{"alert is the body", Platform{Alert: "a"}, nil, `{"aps":{"alert":{"body":"a"}}}`},
-		{"badge alone", Platform{}, intp(3), `{"aps":{"badge":3}}`},
-		{"empty", Platform{}, nil, `{"aps":{}}`},
-		{"data aps dropped", Platform{Data: map[string]any{"aps": 1, "k": "v"}}, nil, `{"aps":{},"k":"v"}`},
+		{"no badge", content.Platform{Body: "b"}, nil, `{"aps":{"alert":{"body":"b"}}}`},
+		{"badge zero clears", content.Platform{Body: "b"}, intp(0), `{"aps":{"alert":{"body":"b"},"badge":0}}`},
+		{"title only", content.Platform{Title: "t"}, nil, `{"aps":{"alert":{"title":"t"}}}`},
+		{"alert is the body", content.Platform{Alert: "a"}, nil, `{"aps":{"alert":{"body":"a"}}}`},
+		{"badge alone", content.Platform{}, intp(3), `{"aps":{"badge":3}}`},
+		{"empty", content.Platform{}, nil, `{"aps":{}}`},
+		{"data aps dropped", content.Platform{Data: map[string]any{"aps": 1, "k": "v"}}, nil, `{"aps":{},"k":"v"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := APNsPayload(tc.p, tc.badge, APNsMaxPayload)
+			got, err := payloadOnce(tc.p, tc.badge, MaxPayload)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +63,7 @@ func TestAPNsPayloadShape(t *testing.T) {
 
 func TestAPNsPayloadEscapes(t *testing.T) {
 	body := "q\" b\\ n\n r\r t\t c\x01\x1f del\x7f ls\u2028 bad\xff end"
-	got, err := APNsPayload(Platform{Body: body}, nil, APNsMaxPayload)
+	got, err := payloadOnce(content.Platform{Body: body}, nil, MaxPayload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ type decoded struct {
 // checkPayload asserts what every payload must be: within limit, valid UTF-8
 // and JSON, with the body either whole or the longest prefix ending on a
 // character boundary that fits, plus "…".
-func checkPayload(t *testing.T, p Platform, badge *int, limit int, got []byte) {
+func checkPayload(t *testing.T, p content.Platform, badge *int, limit int, got []byte) {
 	t.Helper()
 	if len(got) > limit {
 		t.Fatalf("payload is %d bytes, over %d", len(got), limit)
@@ -118,7 +120,7 @@ func checkPayload(t *testing.T, p Platform, badge *int, limit int, got []byte) {
 	// Longest: the next boundary would not have fitted.
 	q := p
 	q.Body = p.Body[:offsets[i+1]] + ellipsis
-	longer, err := APNsPayload(q, badge, math.MaxInt32)
+	longer, err := payloadOnce(q, badge, math.MaxInt32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +140,10 @@ var longTexts = map[string]string{
 
 func TestAPNsTruncation(t *testing.T) {
 	for name, text := range longTexts {
-		for _, limit := range []int{APNsMaxPayload, APNsMaxVoIPPayload} {
+		for _, limit := range []int{MaxPayload, MaxVoIPPayload} {
 			for _, badge := range []*int{nil, intp(0), intp(42), intp(-1), intp(math.MaxInt)} {
-				p := Platform{Title: "alice", Body: text, Sound: "default", ThreadID: "conv-1", Data: map[string]any{"conversation": "conv-1"}}
-				got, err := APNsPayload(p, badge, limit)
+				p := content.Platform{Title: "alice", Body: text, Sound: "default", ThreadID: "conv-1", Data: map[string]any{"conversation": "conv-1"}}
+				got, err := payloadOnce(p, badge, limit)
 				if err != nil {
 					t.Fatalf("%s, limit %d: %v", name, limit, err)
 				}
@@ -158,9 +160,9 @@ func TestAPNsTruncation(t *testing.T) {
 func TestAPNsTruncationFlags(t *testing.T) {
 	// Cutting between the two regional indicators of a flag would show
 	// two letters; every cut of a run of flags must fall between flags.
-	p := Platform{Body: strings.Repeat("🇨🇳", 1000)}
+	p := content.Platform{Body: strings.Repeat("🇨🇳", 1000)}
 	for limit := 40; limit < 200; limit++ {
-		got, err := APNsPayload(p, nil, limit)
+		got, err := payloadOnce(p, nil, limit)
 		if err != nil {
 			t.Fatalf("limit %d: %v", limit, err)
 		}
@@ -174,10 +176,10 @@ func TestAPNsTruncationFlags(t *testing.T) {
 }
 
 func TestAPNsExactFit(t *testing.T) {
-	for _, limit := range []int{APNsMaxPayload, APNsMaxVoIPPayload} {
+	for _, limit := range []int{MaxPayload, MaxVoIPPayload} {
 		for _, badge := range []*int{nil, intp(7), intp(1234)} {
-			base := Platform{Title: "alice", ThreadID: "conv-1", Body: "x"}
-			small, err := APNsPayload(base, badge, limit)
+			base := content.Platform{Title: "alice", ThreadID: "conv-1", Body: "x"}
+			small, err := payloadOnce(base, badge, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +187,7 @@ func TestAPNsExactFit(t *testing.T) {
 
 			p := base
 			p.Body = strings.Repeat("a", n)
-			got, err := APNsPayload(p, badge, limit)
+			got, err := payloadOnce(p, badge, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +202,7 @@ func TestAPNsExactFit(t *testing.T) {
 			// One byte more: cut to n-3 letters and a 3-byte "…", exactly
 			// limit again.
 			p.Body = strings.Repeat("a", n+1)
-			got, err = APNsPayload(p, badge, limit)
+			got, err = payloadOnce(p, badge, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,19 +218,19 @@ func TestAPNsExactFit(t *testing.T) {
 }
 
 func TestAPNsTooLarge(t *testing.T) {
-	big := strings.Repeat("t", APNsMaxPayload)
-	for name, p := range map[string]Platform{
+	big := strings.Repeat("t", MaxPayload)
+	for name, p := range map[string]content.Platform{
 		"title":         {Title: big, Body: "b"},
 		"title no body": {Title: big},
 		"data":          {Body: "b", Data: map[string]any{"blob": big}},
 	} {
-		_, err := APNsPayload(p, nil, APNsMaxPayload)
+		_, err := payloadOnce(p, nil, MaxPayload)
 		var se *SizeError
 		if !errors.As(err, &se) {
 			t.Errorf("%s: err = %v, want a *SizeError", name, err)
 			continue
 		}
-		if se.Max != APNsMaxPayload || se.Need <= APNsMaxPayload {
+		if se.Max != MaxPayload || se.Need <= MaxPayload {
 			t.Errorf("%s: %+v", name, se)
 		}
 		if !strings.Contains(err.Error(), "4096-byte limit") {
@@ -237,24 +239,24 @@ func TestAPNsTooLarge(t *testing.T) {
 	}
 
 	// A template that fits without a badge but not with this one.
-	p := Platform{Title: "t", Body: "b"}
-	small, _ := APNsPayload(p, nil, APNsMaxPayload)
-	p.Title = strings.Repeat("t", APNsMaxPayload-len(small)-2)
-	tmpl, err := NewAPNsTemplate(p, APNsMaxPayload)
+	p := content.Platform{Title: "t", Body: "b"}
+	small, _ := payloadOnce(p, nil, MaxPayload)
+	p.Title = strings.Repeat("t", MaxPayload-len(small)-2)
+	tmpl, err := NewPayloadTemplate(p, MaxPayload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := tmpl.Payload(nil); err != nil || len(got) > APNsMaxPayload {
+	if got, err := tmpl.Payload(nil); err != nil || len(got) > MaxPayload {
 		t.Fatalf("no badge: %d bytes, %v", len(got), err)
 	}
 	if _, err := tmpl.Payload(intp(123456)); !errors.As(err, new(*SizeError)) {
 		t.Errorf("with a badge: err = %v, want a *SizeError", err)
 	}
 
-	if _, err := APNsPayload(Platform{Body: "b"}, nil, 0); err == nil {
+	if _, err := payloadOnce(content.Platform{Body: "b"}, nil, 0); err == nil {
 		t.Error("a limit of 0 was accepted")
 	}
-	if _, err := APNsPayload(Platform{Data: map[string]any{"f": func() {}}}, nil, APNsMaxPayload); err == nil || !strings.Contains(err.Error(), `"f"`) {
+	if _, err := payloadOnce(content.Platform{Data: map[string]any{"f": func() {}}}, nil, MaxPayload); err == nil || !strings.Contains(err.Error(), `"f"`) {
 		t.Errorf("unencodable data: err = %v, want one naming the key", err)
 	}
 }
@@ -262,18 +264,18 @@ func TestAPNsTooLarge(t *testing.T) {
 func TestAPNsTemplateMatchesPayload(t *testing.T) {
 	for name, text := range longTexts {
 		for _, body := range []string{text, text[:len(text)/3], "short"} {
-			p := Platform{Title: "alice", Body: body, Category: "c"}
-			tmpl, err := NewAPNsTemplate(p, APNsMaxPayload)
+			p := content.Platform{Title: "alice", Body: body, Category: "c"}
+			tmpl, err := NewPayloadTemplate(p, MaxPayload)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, badge := range []*int{nil, intp(1), intp(99999), intp(math.MinInt)} {
 				a, err1 := tmpl.Payload(badge)
-				b, err2 := APNsPayload(p, badge, APNsMaxPayload)
+				b, err2 := payloadOnce(p, badge, MaxPayload)
 				if string(a) != string(b) || (err1 == nil) != (err2 == nil) {
 					t.Errorf("%s: template and APNsPayload differ for badge %s", name, badgeString(badge))
 				}
-				checkPayload(t, p, badge, APNsMaxPayload, a)
+				checkPayload(t, p, badge, MaxPayload, a)
 			}
 		}
 	}
@@ -332,16 +334,16 @@ func TestCutsWindow(t *testing.T) {
 
 func TestAPNsTinyLimit(t *testing.T) {
 	// A body that fits whole needs no room for an ellipsis.
-	p := Platform{Body: "hi"}
-	small, err := APNsPayload(p, nil, APNsMaxPayload)
+	p := content.Platform{Body: "hi"}
+	small, err := payloadOnce(p, nil, MaxPayload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := APNsPayload(p, nil, len(small))
+	got, err := payloadOnce(p, nil, len(small))
 	if err != nil || string(got) != string(small) {
 		t.Errorf("exact fit of a 2-byte body: %s, %v", got, err)
 	}
-	if _, err := APNsPayload(Platform{Body: "hi!"}, nil, len(small)); !errors.As(err, new(*SizeError)) {
+	if _, err := payloadOnce(content.Platform{Body: "hi!"}, nil, len(small)); !errors.As(err, new(*SizeError)) {
 		t.Errorf("one byte over with no room for an ellipsis: err = %v, want a *SizeError", err)
 	}
 }

@@ -1,4 +1,4 @@
-package content
+package fcm
 
 import (
 	"encoding/json"
@@ -11,6 +11,8 @@ import (
 
 	"firebase.google.com/go/v4/messaging"
 
+	"github.com/pushd/pushd/internal/apns"
+	"github.com/pushd/pushd/internal/content"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -29,12 +31,12 @@ func wire(t *testing.T, m *messaging.Message) map[string]any {
 }
 
 func TestFCMAndroidOptions(t *testing.T) {
-	p := Platform{
+	p := content.Platform{
 		ChannelID: "messages", Sound: "ping", Icon: "ic_stat_chat", ClickAction: "im.chat.OPEN",
 		LocKey: "new_message", LocArgs: []string{"Ada"}, TitleLocKey: "chat_title", TitleLocArgs: []string{"Team"},
 	}
 	// Localized keys alone make a notification: the device fills in the text.
-	m := NewFCMTemplate(p, testJob(), sent).Message("tok", nil)
+	m := NewAndroidTemplate(p, testJob(), sent).Message("tok", nil)
 	if m.Notification != nil {
 		t.Errorf("notification = %+v, want none: the text comes from the keys", m.Notification)
 	}
@@ -59,24 +61,24 @@ func TestFCMAndroidOptions(t *testing.T) {
 func TestFCMCollapse(t *testing.T) {
 	j := testJob()
 	j.Push = &pushjob.Content{Collapse: true}
-	m := NewFCMTemplate(Platform{Title: "t", Body: "b"}, j, sent).Message("tok", nil)
+	m := NewAndroidTemplate(content.Platform{Title: "t", Body: "b"}, j, sent).Message("tok", nil)
 	if m.Android.CollapseKey != "conv-1" || m.Android.Notification.Tag != "conv-1" {
 		t.Errorf("collapse key %q, tag %q; want the conversation", m.Android.CollapseKey, m.Android.Notification.Tag)
 	}
-	if id := CollapseID(j); id != "conv-1" {
+	if id := apns.CollapseID(j); id != "conv-1" {
 		t.Errorf("CollapseID = %q, want the conversation", id)
 	}
-	w := NewFCMWebTemplate(Platform{Title: "t"}, j, sent).Message("tok", nil)
+	w := NewWebTemplate(content.Platform{Title: "t"}, j, sent).Message("tok", nil)
 	if w.Webpush.Notification.Tag != "conv-1" {
 		t.Errorf("web tag %q, want the conversation", w.Webpush.Notification.Tag)
 	}
 
 	j.Push.Collapse = false
-	if id := CollapseID(j); id != "m1" {
+	if id := apns.CollapseID(j); id != "m1" {
 		t.Errorf("CollapseID = %q, want the message id", id)
 	}
 	j.MessageID = strings.Repeat("m", 65)
-	if id := CollapseID(j); len(id) != 64 || id == j.MessageID[:64] {
+	if id := apns.CollapseID(j); len(id) != 64 || id == j.MessageID[:64] {
 		t.Errorf("CollapseID of a 65-byte id = %q: want a 64-byte hash, not a cut", id)
 	}
 }
@@ -84,9 +86,9 @@ func TestFCMCollapse(t *testing.T) {
 func TestFCMWeb(t *testing.T) {
 	j := testJob()
 	j.TTLSeconds = 60
-	p := Platform{Title: "Ada", Body: "hi", Icon: "https://chat.example.com/i.png", ClickAction: "https://chat.example.com/c/conv-1",
+	p := content.Platform{Title: "Ada", Body: "hi", Icon: "https://chat.example.com/i.png", ClickAction: "https://chat.example.com/c/conv-1",
 		Data: map[string]any{"n": 3}}
-	m := NewFCMWebTemplate(p, j, sent.Add(2*time.Second)).Message("tok", intp(9))
+	m := NewWebTemplate(p, j, sent.Add(2*time.Second)).Message("tok", intp(9))
 	if m.Token != "tok" || m.Android != nil || m.APNS != nil || m.Notification != nil {
 		t.Errorf("message = %+v, want only a webpush block", m)
 	}
@@ -106,7 +108,7 @@ func TestFCMWeb(t *testing.T) {
 
 	j.Priority = pushjob.PriorityLow
 	j.TTLSeconds = 0
-	d := NewFCMWebTemplate(Platform{Data: map[string]any{"k": "v"}}, j, sent).Message("tok", nil)
+	d := NewWebTemplate(content.Platform{Data: map[string]any{"k": "v"}}, j, sent).Message("tok", nil)
 	if d.Webpush.Notification != nil || d.Webpush.FCMOptions != nil {
 		t.Errorf("data-only web message has %+v", d.Webpush)
 	}
@@ -120,10 +122,10 @@ func TestFCMWeb(t *testing.T) {
 func TestFCMAPNs(t *testing.T) {
 	j := testJob()
 	j.TTLSeconds = 60
-	r := Resolve(Defaults{Title: "${fromClientId}", Body: "New message", Sound: "default"}, j)
+	r := content.Resolve(content.Defaults{Title: "${fromClientId}", Body: "New message", Sound: "default"}, j)
 	r.IOS.Data = map[string]any{"n": 3, "obj": map[string]any{"k": "<v>"}}
 	r.IOS.MutableContent = true
-	tmpl, err := NewFCMAPNsTemplate(r.IOS, j, sent)
+	tmpl, err := NewAPNsTemplate(r.IOS, j, sent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestFCMAPNs(t *testing.T) {
 		t.Errorf("headers = %v\nwant      %v", m.APNS.Headers, wantHeaders)
 	}
 	got := wire(t, m)["apns"].(map[string]any)["payload"]
-	direct, err := APNsPayload(r.IOS, intp(7), APNsLimit(pushjob.PushTypeAlert))
+	direct, err := payloadWithBadge(r.IOS, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +158,7 @@ func TestFCMAPNs(t *testing.T) {
 	t.Run("background", func(t *testing.T) {
 		p := r.IOS
 		p.PushType = pushjob.PushTypeBackground
-		bt, err := NewFCMAPNsTemplate(p, j, sent)
+		bt, err := NewAPNsTemplate(p, j, sent)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,15 +174,15 @@ func TestFCMAPNs(t *testing.T) {
 	t.Run("voip", func(t *testing.T) {
 		p := r.IOS
 		p.PushType = pushjob.PushTypeVoIP
-		if _, err := NewFCMAPNsTemplate(p, j, sent); err == nil || !strings.Contains(err.Error(), `"voip" cannot go through FCM`) {
+		if _, err := NewAPNsTemplate(p, j, sent); err == nil || !strings.Contains(err.Error(), `"voip" cannot go through FCM`) {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("too large", func(t *testing.T) {
 		p := r.IOS
 		p.Title = strings.Repeat("x", 5000)
-		_, err := NewFCMAPNsTemplate(p, j, sent)
-		var se *SizeError
+		_, err := NewAPNsTemplate(p, j, sent)
+		var se *apns.SizeError
 		if !errors.As(err, &se) {
 			t.Errorf("err = %v, want a SizeError", err)
 		}
@@ -188,12 +190,12 @@ func TestFCMAPNs(t *testing.T) {
 	t.Run("long body cut to fit any badge", func(t *testing.T) {
 		p := r.IOS
 		p.Body = strings.Repeat("é", 3000)
-		bt, err := NewFCMAPNsTemplate(p, j, sent)
+		bt, err := NewAPNsTemplate(p, j, sent)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(bt.Message("tok", intp(1<<31)).APNS.Payload)
-		if len(b) > APNsLimit(pushjob.PushTypeAlert) || !strings.Contains(string(b), "…") {
+		if len(b) > apns.PayloadLimit(pushjob.PushTypeAlert) || !strings.Contains(string(b), "…") {
 			t.Errorf("payload of %d bytes, cut %v", len(b), strings.Contains(string(b), "…"))
 		}
 	})
@@ -213,24 +215,11 @@ func mustCanon(t *testing.T, b []byte) string {
 	return string(out)
 }
 
-func TestResolveWeb(t *testing.T) {
-	j := testJob()
-	j.Push = &pushjob.Content{
-		Title: "shared", Body: "body", Sound: "ding", Badge: &pushjob.Badge{Value: 2}, Data: map[string]any{"a": 1},
-		Web: &pushjob.PlatformContent{Title: "web title", Icon: "https://x.example/i.png", ClickAction: "https://x.example/c", Data: map[string]any{"w": 2}},
+// payloadWithBadge is the payload a direct APNs push of p carries.
+func payloadWithBadge(p content.Platform, badge int) ([]byte, error) {
+	t, err := apns.NewPayloadTemplate(p, apns.PayloadLimit(pushjob.PushTypeAlert))
+	if err != nil {
+		return nil, err
 	}
-	r := Resolve(Defaults{Sound: "default", Category: "MSG"}, j)
-	w := r.Web
-	if w.Title != "web title" || w.Body != "body" || w.Icon != "https://x.example/i.png" || w.ClickAction != "https://x.example/c" {
-		t.Errorf("web = %+v", w)
-	}
-	if w.Badge != nil || w.Sound != "" || w.Category != "" || w.ThreadID != "" {
-		t.Errorf("web keeps what a browser cannot use: badge %v sound %q category %q thread %q", w.Badge, w.Sound, w.Category, w.ThreadID)
-	}
-	if !maps.Equal(w.Data, map[string]any{"a": 1, "w": 2}) {
-		t.Errorf("web data = %v", w.Data)
-	}
-	if _, ok := r.Android.Data["w"]; ok || r.Android.Icon != "" {
-		t.Errorf("the web block reached Android: %+v", r.Android)
-	}
+	return t.Payload(&badge)
 }

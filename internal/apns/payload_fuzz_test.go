@@ -1,10 +1,12 @@
-package content
+package apns
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pushd/pushd/internal/content"
 )
 
 func FuzzAPNsPayload(f *testing.F) {
@@ -15,12 +17,12 @@ func FuzzAPNsPayload(f *testing.F) {
 	f.Add(strings.Repeat("x", 5000), "b", "", 0, false, uint16(5120))
 	f.Fuzz(func(t *testing.T, title, body, data string, badgeN int, hasBadge bool, size uint16) {
 		limit := int(size%8192) + 1
-		p := Platform{Title: title, Body: body, Sound: "default", ThreadID: "c", Data: map[string]any{"k": data, "aps": data}}
+		p := content.Platform{Title: title, Body: body, Sound: "default", ThreadID: "c", Data: map[string]any{"k": data, "aps": data}}
 		var badge *int
 		if hasBadge {
 			badge = &badgeN
 		}
-		got, err := APNsPayload(p, badge, limit)
+		got, err := payloadOnce(p, badge, limit)
 		if err != nil {
 			if _, ok := err.(*SizeError); !ok {
 				t.Fatalf("error %v is not a *SizeError", err)

@@ -1,0 +1,52 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+
+	"github.com/pushd/pushd/internal/installations"
+	"github.com/pushd/pushd/internal/outcome"
+)
+
+// send fans the pending devices out by provider, each provider's batch to
+// its Sender, all at once; each Sender bounds its own pushes in flight. A
+// device whose provider has no Sender is no_credentials.
+func (p *Pipeline) send(ctx context.Context, a *attempt) error {
+	a.results = make([]Result, len(a.pending))
+	batches := make(map[string][]int)
+	for i, d := range a.pending {
+		prov := string(d.Provider)
+		if p.cfg.Senders[prov] == nil {
+			a.results[i] = Result{Outcome: outcome.NoCredentials, Reason: "no sender for provider " + prov}
+			continue
+		}
+		batches[prov] = append(batches[prov], i)
+	}
+	var wg sync.WaitGroup
+	for prov, idx := range batches {
+		b := &Batch{
+			AppID: a.job.AppID, Job: a.job, Content: a.content, Now: a.now,
+			Devices: make([]installations.Installation, len(idx)), Badges: a.badges,
+		}
+		for j, i := range idx {
+			b.Devices[j] = a.pending[i]
+		}
+		wg.Go(func() {
+			res := p.cfg.Senders[prov].Send(ctx, b)
+			for j, i := range idx {
+				if j < len(res) {
+					a.results[i] = res[j]
+				} else {
+					// A Sender that lost a device's answer: the device
+					// is retried rather than lost.
+					a.results[i] = Result{Outcome: outcome.Retrying, Reason: "no answer from the " + prov + " sender"}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, d := range a.pending {
+		p.cfg.Observer.Attempt(a.job.AppID, string(d.Provider), a.results[i].Outcome, a.results[i].Reason)
+	}
+	return nil
+}
