@@ -202,6 +202,7 @@ func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *inst
 	}
 	return dispatch.New(dispatch.Config{
 		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, Observer: c, Logger: log,
+		Retry: dispatch.RetryPolicy{MaxWait: cfg.Worker.ThrottleMaxWait},
 		// One line per provider: its Sender, under the name installations
 		// carry.
 		Senders: map[string]dispatch.Sender{
@@ -336,17 +337,8 @@ func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Han
 	})
 }
 
-// deliveryRetention is how long delivery records are kept. They are the
-// trace an operator reads (GET /v1/messages/{id}) and the idempotency
-// record that keeps a retried job from pushing a device twice, so they must
-// outlive the longest life of a message on the queue: pushjob.MaxRetry (12)
-// retries with backoff capped at 5 minutes, plus asynq's retention of the
-// finished task id (pushjob.Retention, 24 h), within which the same message
-// is refused as a duplicate. A week covers that many times over and leaves
-// an operator days to look into a complaint.
-const deliveryRetention = 7 * 24 * time.Hour
-
-// pruneInterval is how often delivery records past deliveryRetention are
+// pruneInterval is how often delivery records past their retention
+// (database.delivery_retention, checked at start to outlive any job) are
 // deleted.
 const pruneInterval = time.Hour
 
@@ -359,16 +351,17 @@ type pruner interface {
 // pruneLoop deletes old delivery records at start and then every interval,
 // until stopped.
 type pruneLoop struct {
-	del      pruner
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
-	cancel   context.CancelFunc
-	done     chan struct{}
+	del       pruner
+	retention time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+	interval  time.Duration
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
-func startPruner(lc fx.Lifecycle, log *slog.Logger, del *installations.Deliveries) {
-	p := &pruneLoop{del: del, log: log, now: time.Now, interval: pruneInterval}
+func startPruner(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, del *installations.Deliveries) {
+	p := &pruneLoop{del: del, retention: cfg.Database.DeliveryRetention, log: log, now: time.Now, interval: pruneInterval}
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error { p.start(); return nil },
 		OnStop:  p.stop,
@@ -406,14 +399,14 @@ func (p *pruneLoop) stop(ctx context.Context) error {
 }
 
 func (p *pruneLoop) prune(ctx context.Context) {
-	n, err := p.del.Prune(ctx, p.now().Add(-deliveryRetention))
+	n, err := p.del.Prune(ctx, p.now().Add(-p.retention))
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// Stopping: the next start prunes.
 	case err != nil:
 		p.log.Warn("prune delivery records", "err", err)
 	case n > 0:
-		p.log.Info("pruned delivery records", "count", n, "older_than", deliveryRetention)
+		p.log.Info("pruned delivery records", "count", n, "older_than", p.retention)
 	}
 }
 

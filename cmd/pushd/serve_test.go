@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/config"
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/storage/storagetest"
-	"github.com/pushd/pushd/pushjob"
 )
 
 func TestHTTPServerTimeouts(t *testing.T) {
@@ -50,16 +50,8 @@ func TestPingWithin(t *testing.T) {
 	}
 }
 
-// Delivery records must outlive a message's whole life on the queue: every
-// retry at the longest backoff (5 minutes plus half of jitter) and the
-// longest attempt, then the task id's retention.
-func TestDeliveryRetentionOutlivesRetries(t *testing.T) {
-	retries := time.Duration(pushjob.MaxRetry) * (5*time.Minute + 5*time.Minute/2)
-	attempts := time.Duration(pushjob.MaxRetry+1) * pushjob.Timeout
-	if life := retries + attempts + pushjob.Retention; deliveryRetention <= life {
-		t.Errorf("deliveryRetention %v, want more than a message's %v on the queue", deliveryRetention, life)
-	}
-}
+// defaultRetention is the default retention of delivery records.
+func defaultRetention() time.Duration { return config.Default().Database.DeliveryRetention }
 
 // fakePruner records the cut-offs it is asked for and answers n, err.
 type fakePruner struct {
@@ -120,7 +112,7 @@ func TestPruneLoop(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var logs syncBuffer
 			f := &fakePruner{n: c.n, err: c.err, seen: make(chan struct{}, 1)}
-			p := &pruneLoop{del: f, log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }, interval: 20 * time.Millisecond}
+			p := &pruneLoop{del: f, log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }, interval: 20 * time.Millisecond, retention: defaultRetention()}
 			p.start()
 			// Once at start, then every interval.
 			for range 3 {
@@ -165,14 +157,14 @@ func TestPruneLoopDeletesOldDeliveries(t *testing.T) {
 	del := installations.NewDeliveries(db)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
-	if err := del.Record(ctx, "default", "old", []installations.Delivery{{ClientID: "alice", Outcome: "muted", At: now.Add(-deliveryRetention - time.Hour)}}); err != nil {
+	if err := del.Record(ctx, "default", "old", []installations.Delivery{{ClientID: "alice", Outcome: "muted", At: now.Add(-defaultRetention() - time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := del.Record(ctx, "default", "new", []installations.Delivery{{ClientID: "alice", Outcome: "muted", At: now.Add(-deliveryRetention + time.Hour)}}); err != nil {
+	if err := del.Record(ctx, "default", "new", []installations.Delivery{{ClientID: "alice", Outcome: "muted", At: now.Add(-defaultRetention() + time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	p := &pruneLoop{del: del, log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }, interval: time.Hour}
+	p := &pruneLoop{del: del, log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }, interval: time.Hour, retention: defaultRetention()}
 	p.start()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), "count=1") && time.Now().Before(deadline) {

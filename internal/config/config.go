@@ -98,6 +98,10 @@ type Database struct {
 	Path string `yaml:"path"`
 	// DSN is the PostgreSQL connection string (URL or key=value form).
 	DSN string `yaml:"dsn"`
+	// DeliveryRetention is how long delivery records are kept: the trace
+	// operators read, and what keeps a retried job from pushing a device
+	// twice, so it must outlive the longest life of a job.
+	DeliveryRetention time.Duration `yaml:"delivery_retention"`
 }
 
 // Worker is the asynq server that runs jobs.
@@ -108,6 +112,10 @@ type Worker struct {
 	Queues map[string]int `yaml:"queues"`
 	// ShutdownTimeout bounds how long SIGTERM waits for jobs in flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ThrottleMaxWait bounds how long after its message a job a provider
+	// keeps throttling is still retried; then its devices fail with
+	// reason throttled.
+	ThrottleMaxWait time.Duration `yaml:"throttle_max_wait"`
 }
 
 // App is one app's credentials and default content.
@@ -219,11 +227,12 @@ func Default() *Config {
 	return &Config{
 		Listen:   "127.0.0.1:8080",
 		Redis:    Redis{Addr: "127.0.0.1:6379"},
-		Database: Database{Path: "data/pushd.db"},
+		Database: Database{Path: "data/pushd.db", DeliveryRetention: 7 * 24 * time.Hour},
 		Worker: Worker{
 			Concurrency:     20,
 			Queues:          pushjob.Queues(),
 			ShutdownTimeout: 30 * time.Second,
+			ThrottleMaxWait: 24 * time.Hour,
 		},
 	}
 }

@@ -93,11 +93,12 @@ apps:
 		Listen:    ":9090",
 		APITokens: []string{"0123456789abcdef", "fedcba9876543210-second"},
 		Redis:     Redis{Addr: "redis.internal:6380", DB: 2, Password: "s3cret"},
-		Database:  Database{Driver: "postgres", Path: filepath.Join(c.Dir, "data/pushd.db"), DSN: "postgres://pushd:pw@db:5432/pushd"},
+		Database:  Database{Driver: "postgres", Path: filepath.Join(c.Dir, "data/pushd.db"), DSN: "postgres://pushd:pw@db:5432/pushd", DeliveryRetention: 7 * 24 * time.Hour},
 		Worker: Worker{
 			Concurrency:     64,
 			Queues:          map[string]int{"push-high": 10, "push-normal": 5, "push-low": 1},
 			ShutdownTimeout: 90 * time.Second,
+			ThrottleMaxWait: 24 * time.Hour,
 		},
 		Apps: []App{
 			{
@@ -495,7 +496,7 @@ worker: {concurrency: 1, shutdown_timeout: 1s}
 	if c.Listen != "0.0.0.0:9999" ||
 		!reflect.DeepEqual(c.APITokens, []string{"tokentokentoken-1", "tokentokentoken-2"}) ||
 		c.Redis != (Redis{Addr: "redis:6379", DB: 3, Password: ""}) ||
-		c.Database != (Database{Driver: "postgres", Path: filepath.Join(c.Dir, "other.db"), DSN: "postgres://u:p@h/db"}) ||
+		c.Database != (Database{Driver: "postgres", Path: filepath.Join(c.Dir, "other.db"), DSN: "postgres://u:p@h/db", DeliveryRetention: 7 * 24 * time.Hour}) ||
 		c.Worker.Concurrency != 7 || c.Worker.ShutdownTimeout != 5*time.Second {
 		t.Errorf("overrides not applied: %+v", c)
 	}

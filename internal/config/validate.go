@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/pushd/pushd/internal/content"
@@ -93,6 +94,17 @@ func (c *Config) validate() []Problem {
 	}
 	if w.ShutdownTimeout <= 0 {
 		ps.add("worker.shutdown_timeout", "must be positive")
+	}
+	if w.ThrottleMaxWait <= 0 {
+		ps.add("worker.throttle_max_wait", "must be positive")
+	}
+	if r := c.Database.DeliveryRetention; r <= 0 {
+		ps.add("database.delivery_retention", "must be positive")
+	} else if life := LongestJobLife(w.ThrottleMaxWait); w.ThrottleMaxWait > 0 && r <= life {
+		// A job retried after its records are pruned would push the
+		// devices that already have the message again.
+		ps.add("database.delivery_retention", "%v must exceed the longest life of a job, %v (worker.throttle_max_wait %v, every retry at the longest backoff, and the task id's retention %v): raise it, or lower worker.throttle_max_wait",
+			r, life, w.ThrottleMaxWait, pushjob.Retention)
 	}
 
 	if len(c.Apps) == 0 {
@@ -271,4 +283,15 @@ func (c *Config) CheckFiles() error {
 		return &Error{File: c.File, Problems: ps}
 	}
 	return nil
+}
+
+// LongestJobLife is the longest a job can live on the queue when a job
+// throttled longer than throttleMaxWait after its message ends: that
+// wait, every retry of its budget at the longest backoff (5 minutes plus
+// half of jitter) and the longest attempt, then the task id's retention,
+// within which the same message is refused as a duplicate.
+func LongestJobLife(throttleMaxWait time.Duration) time.Duration {
+	retries := time.Duration(pushjob.MaxRetry) * (5*time.Minute + 5*time.Minute/2)
+	attempts := time.Duration(pushjob.MaxRetry+1) * pushjob.Timeout
+	return throttleMaxWait + retries + attempts + pushjob.Retention
 }
