@@ -1,7 +1,9 @@
-// Package content builds what a push says. An app's default content and a
-// job's overrides are resolved once per job into one Platform per provider
-// shape (iOS, Android); the provider payloads are then built once per job
-// from it, leaving only what differs per device, the badge, to splice in.
+// Package content decides what a push says, whatever the provider. An
+// app's default content and a job's overrides are resolved once per job
+// into one Platform per shape (iOS, Android, web); each provider package
+// builds its payloads from it once per job (internal/apns payload.go,
+// internal/fcm message.go), leaving only what differs per device, the
+// badge, to splice in.
 //
 // Default content is a template: ${convId}, ${fromClientId} and
 // ${timestamp} (the job's Timestamp in unix milliseconds) are expanded in its
