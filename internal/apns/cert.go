@@ -24,6 +24,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/pushd/pushd/internal/pemfile"
+	"github.com/pushd/pushd/internal/secret"
 )
 
 // Certificate is an APNs client certificate file: a .p12 (PKCS#12, modern
@@ -32,7 +33,7 @@ import (
 // Password).
 type Certificate struct {
 	File     string
-	Password string
+	Password secret.Secret
 }
 
 func (c Certificate) set() bool { return c.File != "" || c.Password != "" }
@@ -77,9 +78,9 @@ func loadCert(c Certificate, now time.Time) (*clientCert, error) {
 	var certs []*x509.Certificate
 	var key crypto.PrivateKey
 	if isPEM(b) {
-		certs, key, err = parsePEMCert(b, c.Password)
+		certs, key, err = parsePEMCert(b, c.Password.Reveal())
 	} else {
-		certs, key, err = parseP12(b, c.Password)
+		certs, key, err = parseP12(b, c.Password.Reveal())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", c.File, err)

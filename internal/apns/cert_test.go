@@ -12,6 +12,7 @@ import (
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+	"github.com/pushd/pushd/internal/secret"
 	"github.com/pushd/pushd/internal/testenv"
 )
 
@@ -208,7 +209,7 @@ func TestCertificateErrors(t *testing.T) {
 
 	dir := t.TempDir()
 	file := func(name string, b []byte) string { return pushsimtest.WriteFile(t, dir, name, b) }
-	wrong := "not-the-" + certPassword
+	wrong := secret.Secret("not-the-" + certPassword)
 	cases := []struct {
 		name string
 		app  func(*apns.AppConfig)
