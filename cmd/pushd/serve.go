@@ -213,7 +213,7 @@ func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *inst
 }
 
 func redisOpt(cfg *config.Config) asynq.RedisClientOpt {
-	return asynq.RedisClientOpt{Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: cfg.Redis.Password}
+	return asynq.RedisClientOpt{Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: cfg.Redis.Password.Reveal()}
 }
 
 func newRedis(lc fx.Lifecycle, cfg *config.Config) *asynq.Client {

@@ -22,6 +22,7 @@ import (
 	"github.com/pushd/pushd/internal/fielderr"
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/mute"
+	"github.com/pushd/pushd/internal/secret"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -59,7 +60,7 @@ type Check struct {
 // Config wires the API.
 type Config struct {
 	// Tokens are the accepted bearer tokens.
-	Tokens        []string
+	Tokens        []secret.Secret
 	Apps          []string
 	Installations Installations
 	Mutes         Mutes
@@ -114,7 +115,7 @@ func New(cfg Config) (*Handler, error) {
 	for _, t := range cfg.Tokens {
 		// Hashing first makes the comparison constant-time in the token's
 		// length as well as its content.
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t.Reveal())))
 	}
 	for _, a := range cfg.Apps {
 		h.apps[a] = true

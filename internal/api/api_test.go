@@ -19,6 +19,7 @@ import (
 	"github.com/pushd/pushd/internal/api"
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/mute"
+	"github.com/pushd/pushd/internal/secret"
 	"github.com/pushd/pushd/internal/storage"
 	"github.com/pushd/pushd/internal/storage/storagetest"
 	"github.com/pushd/pushd/pushjob"
@@ -87,7 +88,7 @@ func newServer(t *testing.T, change ...func(*api.Config)) *server {
 		enq:   &enqueuer{},
 	}
 	cfg := api.Config{
-		Tokens:        []string{token, otherToken},
+		Tokens:        []secret.Secret{token, otherToken},
 		Apps:          []string{"default", "chat"},
 		Installations: s.reg,
 		Mutes:         s.mutes,
@@ -370,10 +371,10 @@ func TestAuthAcceptsEveryConfiguredToken(t *testing.T) {
 
 func TestNewRefusesBadConfig(t *testing.T) {
 	db := storagetest.SQLite(t)
-	ok := api.Config{Tokens: []string{token}, Installations: installations.NewStore(db), Mutes: mute.NewStore(db), Enqueuer: &enqueuer{}}
+	ok := api.Config{Tokens: []secret.Secret{token}, Installations: installations.NewStore(db), Mutes: mute.NewStore(db), Enqueuer: &enqueuer{}}
 	for name, change := range map[string]func(*api.Config){
 		"no tokens":    func(c *api.Config) { c.Tokens = nil },
-		"empty token":  func(c *api.Config) { c.Tokens = []string{token, ""} },
+		"empty token":  func(c *api.Config) { c.Tokens = []secret.Secret{token, ""} },
 		"no enqueuer":  func(c *api.Config) { c.Enqueuer = nil },
 		"no registry":  func(c *api.Config) { c.Installations = nil },
 		"no mutestore": func(c *api.Config) { c.Mutes = nil },
@@ -900,7 +901,7 @@ func TestListMutes(t *testing.T) {
 func newServerOver(t *testing.T, s *server, now time.Time) *server {
 	t.Helper()
 	h, err := api.New(api.Config{
-		Tokens: []string{token}, Apps: []string{"default"},
+		Tokens: []secret.Secret{token}, Apps: []string{"default"},
 		Installations: s.reg, Mutes: s.mutes, Enqueuer: s.enq, Traces: s.del,
 		Now: func() time.Time { return now },
 	})

@@ -3,8 +3,6 @@ package apns
 import (
 	"bytes"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/pbkdf2"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -21,18 +19,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/youmark/pkcs8"
+	"golang.org/x/crypto/scrypt"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/pushd/pushd/internal/pemfile"
+	"github.com/pushd/pushd/internal/secret"
 )
 
 // Certificate is an APNs client certificate file: a .p12 (PKCS#12, modern
 // AES/PBKDF2 or legacy 3DES/RC2), or PEM holding the certificate and its
-// private key (PKCS#1, SEC 1 or PKCS#8, or encrypted PKCS#8 under
-// Password).
+// private key (PKCS#1, SEC 1 or PKCS#8, or PKCS#8 encrypted under Password
+// with PBES2: PBKDF2 or scrypt, AES-CBC or 3DES-CBC).
 type Certificate struct {
 	File     string
-	Password string
+	Password secret.Secret
 }
 
 func (c Certificate) set() bool { return c.File != "" || c.Password != "" }
@@ -77,9 +78,9 @@ func loadCert(c Certificate, now time.Time) (*clientCert, error) {
 	var certs []*x509.Certificate
 	var key crypto.PrivateKey
 	if isPEM(b) {
-		certs, key, err = parsePEMCert(b, c.Password)
+		certs, key, err = parsePEMCert(b, c.Password.Reveal())
 	} else {
-		certs, key, err = parseP12(b, c.Password)
+		certs, key, err = parseP12(b, c.Password.Reveal())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", c.File, err)
@@ -236,17 +237,10 @@ func parsePEMKey(blk *pem.Block, password string) (crypto.PrivateKey, error) {
 		if password == "" {
 			return nil, errors.New("the private key is encrypted: set the certificate's password")
 		}
-		var err error
-		if der, err = decryptPKCS8(der, password); err != nil {
-			return nil, err
-		}
+		return decryptPKCS8(der, password)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		if blk.Type == "ENCRYPTED PRIVATE KEY" {
-			// Padding that checks out by chance under a wrong password.
-			return nil, errWrongKeyPassword
-		}
 		return nil, fmt.Errorf("bad PKCS#8 private key: %w", err)
 	}
 	return k, nil
@@ -254,30 +248,70 @@ func parsePEMKey(blk *pem.Block, password string) (crypto.PrivateKey, error) {
 
 var errWrongKeyPassword = errors.New("wrong password for the encrypted private key")
 
-// PKCS#5 v2 (RFC 8018) identifiers: what "openssl pkcs8 -topk8 -v2"
-// writes.
+// decryptPKCS8 decrypts and parses an EncryptedPrivateKeyInfo (PBES2, as
+// "openssl pkcs8 -topk8 -v2" writes) with github.com/youmark/pkcs8.
+func decryptPKCS8(der []byte, password string) (key crypto.PrivateKey, err error) {
+	defer func() {
+		// The library hands the file's IV and data to crypto/cipher
+		// unchecked, which panics when they do not fit the cipher: the
+		// file is damaged, and pushd must say so rather than crash.
+		if recover() != nil {
+			key, err = nil, errors.New("bad encrypted private key: its IV or data does not fit the cipher")
+		}
+	}()
+	key, err = pkcs8.ParsePKCS8PrivateKey(der, []byte(password))
+	var kdfErr *kdfError
+	switch {
+	case err == nil:
+		return key, nil
+	case err.Error() == "pkcs8: incorrect password":
+		// The library has no error value to compare with.
+		return nil, errWrongKeyPassword
+	case errors.As(err, &kdfErr):
+		return nil, err
+	}
+	// The library's other errors name what it could not read: "only
+	// PBES2 supported" (PKCS#5 v1.5 or PKCS#12 encryption), "unsupported
+	// cipher (OID: ...)", a damaged structure.
+	return nil, fmt.Errorf("the encrypted private key cannot be read (%v): pushd reads PBES2 with PBKDF2 or scrypt and AES-CBC or 3DES-CBC; re-encrypt it with openssl pkcs8 -topk8 -v2 aes256", err)
+}
+
+// The key derivations youmark/pkcs8 falls short on are replaced through
+// its RegisterKDF, the library's hook for them, once, before any key is
+// read: its PBKDF2 knows only HMAC-SHA1 and SHA-256 (OpenSSL's -v2prf also
+// writes SHA-384 and SHA-512), and neither KDF bounds the work a damaged or
+// hostile file asks for at start.
+func init() {
+	pkcs8.RegisterKDF(oidPBKDF2, func() pkcs8.KDFParameters { return new(pbkdf2Params) })
+	pkcs8.RegisterKDF(oidScrypt, func() pkcs8.KDFParameters { return new(scryptParams) })
+}
+
 var (
-	oidPBES2      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
 	oidPBKDF2     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	oidScrypt     = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11591, 4, 11}
 	oidHMACSHA1   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
 	oidHMACSHA256 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
 	oidHMACSHA384 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
 	oidHMACSHA512 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
-	oidAES128CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
-	oidAES192CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
-	oidAES256CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
 )
 
-type encryptedPrivateKeyInfo struct {
-	Algo pkix.AlgorithmIdentifier
-	Data []byte
+// Bounds on the work of deriving a key's encryption key at start.
+const (
+	maxPBKDF2Iterations = 10_000_000
+	maxScryptMemory     = 256 << 20 // bytes: 128·N·r
+	maxScryptParallel   = 16
+)
+
+// kdfError is a key derivation refused before any work.
+type kdfError struct{ msg string }
+
+func (e *kdfError) Error() string { return e.msg }
+
+func kdfErrorf(format string, args ...any) error {
+	return &kdfError{fmt.Sprintf(format, args...)}
 }
 
-type pbes2Params struct {
-	KDF    pkix.AlgorithmIdentifier
-	Scheme pkix.AlgorithmIdentifier
-}
-
+// pbkdf2Params are PBKDF2's parameters (RFC 8018, appendix A.2).
 type pbkdf2Params struct {
 	Salt      []byte
 	Iteration int
@@ -285,36 +319,15 @@ type pbkdf2Params struct {
 	PRF       pkix.AlgorithmIdentifier `asn1:"optional"`
 }
 
-// maxPBKDF2Iterations bounds the work a damaged or hostile key file can ask
-// for at start.
-const maxPBKDF2Iterations = 10_000_000
-
-// decryptPKCS8 decrypts an EncryptedPrivateKeyInfo protected by PBES2 with
-// PBKDF2 (HMAC-SHA1 or SHA-2) and AES-CBC, returning the PKCS#8 DER.
-func decryptPKCS8(der []byte, password string) ([]byte, error) {
-	var info encryptedPrivateKeyInfo
-	if rest, err := asn1.Unmarshal(der, &info); err != nil || len(rest) > 0 {
-		return nil, errors.New("bad encrypted private key: not PKCS#8 EncryptedPrivateKeyInfo")
+func (p *pbkdf2Params) DeriveKey(password []byte, size int) ([]byte, error) {
+	if p.Iteration < 1 || p.Iteration > maxPBKDF2Iterations {
+		return nil, kdfErrorf("the encrypted private key asks for %d PBKDF2 iterations (1 to %d allowed)", p.Iteration, maxPBKDF2Iterations)
 	}
-	if !info.Algo.Algorithm.Equal(oidPBES2) {
-		return nil, fmt.Errorf("the private key is encrypted with %v, which pushd does not read: re-encrypt it with openssl pkcs8 -topk8 -v2 aes256", info.Algo.Algorithm)
-	}
-	var params pbes2Params
-	if _, err := asn1.Unmarshal(info.Algo.Parameters.FullBytes, &params); err != nil {
-		return nil, fmt.Errorf("bad PBES2 parameters in the encrypted private key: %w", err)
-	}
-	if !params.KDF.Algorithm.Equal(oidPBKDF2) {
-		return nil, fmt.Errorf("the private key's key derivation %v is not PBKDF2", params.KDF.Algorithm)
-	}
-	var kdf pbkdf2Params
-	if _, err := asn1.Unmarshal(params.KDF.Parameters.FullBytes, &kdf); err != nil {
-		return nil, fmt.Errorf("bad PBKDF2 parameters in the encrypted private key: %w", err)
-	}
-	if kdf.Iteration < 1 || kdf.Iteration > maxPBKDF2Iterations {
-		return nil, fmt.Errorf("the encrypted private key asks for %d PBKDF2 iterations (1 to %d allowed)", kdf.Iteration, maxPBKDF2Iterations)
+	if p.KeyLength != 0 && p.KeyLength != size {
+		return nil, kdfErrorf("bad encrypted private key: PBKDF2 key length %d does not fit the cipher", p.KeyLength)
 	}
 	var h func() hash.Hash
-	switch prf := kdf.PRF.Algorithm; {
+	switch prf := p.PRF.Algorithm; {
 	case len(prf) == 0 || prf.Equal(oidHMACSHA1):
 		h = sha1.New
 	case prf.Equal(oidHMACSHA256):
@@ -324,50 +337,26 @@ func decryptPKCS8(der []byte, password string) ([]byte, error) {
 	case prf.Equal(oidHMACSHA512):
 		h = sha512.New
 	default:
-		return nil, fmt.Errorf("the encrypted private key's PBKDF2 hash %v is not supported (SHA-1, SHA-256, SHA-384, SHA-512 are)", prf)
+		return nil, kdfErrorf("the encrypted private key's PBKDF2 hash %v is not supported (SHA-1, SHA-256, SHA-384, SHA-512 are)", prf)
 	}
-	var keyLen int
-	switch s := params.Scheme.Algorithm; {
-	case s.Equal(oidAES128CBC):
-		keyLen = 16
-	case s.Equal(oidAES192CBC):
-		keyLen = 24
-	case s.Equal(oidAES256CBC):
-		keyLen = 32
-	default:
-		return nil, fmt.Errorf("the private key's cipher %v is not supported (AES-128/192/256-CBC are): re-encrypt it with openssl pkcs8 -topk8 -v2 aes256", s)
+	return pbkdf2.Key(h, string(password), p.Salt, p.Iteration, size)
+}
+
+// scryptParams are scrypt's parameters (RFC 7914, section 7.1).
+type scryptParams struct {
+	Salt      []byte
+	N, R, P   int
+	KeyLength int `asn1:"optional"`
+}
+
+func (p *scryptParams) DeriveKey(password []byte, size int) ([]byte, error) {
+	if p.N < 2 || p.R < 1 || p.P < 1 || p.P > maxScryptParallel || p.R > maxScryptMemory/128/p.N {
+		return nil, kdfErrorf("the encrypted private key asks for scrypt N=%d r=%d p=%d (at most %d MiB and p %d allowed)", p.N, p.R, p.P, maxScryptMemory>>20, maxScryptParallel)
 	}
-	if kdf.KeyLength != 0 && kdf.KeyLength != keyLen {
-		return nil, fmt.Errorf("bad encrypted private key: PBKDF2 key length %d does not fit the cipher", kdf.KeyLength)
+	if p.KeyLength != 0 && p.KeyLength != size {
+		return nil, kdfErrorf("bad encrypted private key: scrypt key length %d does not fit the cipher", p.KeyLength)
 	}
-	var iv []byte
-	if _, err := asn1.Unmarshal(params.Scheme.Parameters.FullBytes, &iv); err != nil || len(iv) != aes.BlockSize {
-		return nil, errors.New("bad encrypted private key: AES-CBC parameters are not a 16-byte IV")
-	}
-	data := info.Data
-	if len(data) == 0 || len(data)%aes.BlockSize != 0 {
-		return nil, errors.New("bad encrypted private key: data is not whole AES blocks")
-	}
-	k, err := pbkdf2.Key(h, password, kdf.Salt, kdf.Iteration, keyLen)
-	if err != nil {
-		return nil, fmt.Errorf("derive the private key's encryption key: %w", err)
-	}
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, len(data))
-	cipher.NewCBCDecrypter(block, iv).CryptBlocks(out, data)
-	pad := int(out[len(out)-1])
-	if pad < 1 || pad > aes.BlockSize {
-		return nil, errWrongKeyPassword
-	}
-	for _, p := range out[len(out)-pad:] {
-		if int(p) != pad {
-			return nil, errWrongKeyPassword
-		}
-	}
-	return out[:len(out)-pad], nil
+	return scrypt.Key(password, p.Salt, p.N, p.R, p.P, size)
 }
 
 // publicKeyMatches reports whether key is the private half of leaf's key.

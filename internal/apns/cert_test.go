@@ -1,6 +1,10 @@
 package apns_test
 
 import (
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,7 @@ import (
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+	"github.com/pushd/pushd/internal/secret"
 	"github.com/pushd/pushd/internal/testenv"
 )
 
@@ -208,7 +213,7 @@ func TestCertificateErrors(t *testing.T) {
 
 	dir := t.TempDir()
 	file := func(name string, b []byte) string { return pushsimtest.WriteFile(t, dir, name, b) }
-	wrong := "not-the-" + certPassword
+	wrong := secret.Secret("not-the-" + certPassword)
 	cases := []struct {
 		name string
 		app  func(*apns.AppConfig)
@@ -327,12 +332,12 @@ func TestCertificateConfigErrors(t *testing.T) {
 	}
 }
 
-// TestEncryptedKeyVariants loads PEM keys encrypted by OpenSSL with each
-// PBES2 cipher and PBKDF2 hash pushd reads, beyond pushsim's AES-256 and
-// SHA-256.
-func TestEncryptedKeyVariants(t *testing.T) {
-	// OpenSSL is the independent encoder: keys pushd's own tests encrypt
-	// would only prove the code agrees with itself.
+// encryptedKeys sets up what the encrypted-key tests share: a simulator,
+// a universal certificate, and openssl (the independent encoder: keys
+// pushd's own tests encrypted would only prove the code agrees with
+// itself), which encrypts the certificate's key with the arguments given.
+func encryptedKeys(t *testing.T) (*pushsim.Sim, *pushsim.ClientCert, func(args ...string) []byte) {
+	t.Helper()
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
 		testenv.Need(t, "the openssl command", err, "apt-get install openssl; scripts/ensure-tools.sh does")
@@ -343,22 +348,153 @@ func TestEncryptedKeyVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in := pushsimtest.WriteFile(t, t.TempDir(), "key.pem", plain)
+	return sim, cert, func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(openssl, append([]string{"pkcs8", "-topk8", "-in", in, "-passout", "pass:" + certPassword}, args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("openssl pkcs8 %v: %v: %s", args, err, stderr.String())
+		}
+		return out
+	}
+}
+
+// TestEncryptedKeyVariants loads PEM keys encrypted by OpenSSL with each
+// PBES2 cipher, PBKDF2 hash and scrypt that pushd reads, beyond pushsim's
+// AES-256 and SHA-256.
+func TestEncryptedKeyVariants(t *testing.T) {
+	sim, cert, encrypt := encryptedKeys(t)
 	dir := t.TempDir()
-	in := pushsimtest.WriteFile(t, dir, "key.pem", plain)
-	for _, v := range [][2]string{{"aes128", "hmacWithSHA1"}, {"aes192", "hmacWithSHA512"}, {"aes256", "hmacWithSHA384"}} {
-		t.Run(v[0]+"/"+v[1], func(t *testing.T) {
-			cmd := exec.Command(openssl, "pkcs8", "-topk8", "-v2", v[0], "-v2prf", v[1], "-in", in, "-passout", "pass:"+certPassword)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("openssl pkcs8 -v2 %s -v2prf %s: %v: %s", v[0], v[1], err, stderr.String())
-			}
+	for i, v := range []struct {
+		name string
+		args []string
+	}{
+		{"aes128/hmacWithSHA1", []string{"-v2", "aes128", "-v2prf", "hmacWithSHA1"}},
+		{"aes192/hmacWithSHA512", []string{"-v2", "aes192", "-v2prf", "hmacWithSHA512"}},
+		{"aes256/hmacWithSHA384", []string{"-v2", "aes256", "-v2prf", "hmacWithSHA384"}},
+		{"des3/hmacWithSHA256", []string{"-v2", "des3"}},
+		{"aes256/scrypt", []string{"-v2", "aes256", "-scrypt"}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
 			a := certApp(t, sim)
-			a.Certificate = apns.Certificate{File: pushsimtest.WriteFile(t, dir, v[0]+".pem", append(cert.CertPEM(), out...)), Password: certPassword}
+			a.Certificate = apns.Certificate{File: pushsimtest.WriteFile(t, dir, fmt.Sprintf("key%d.pem", i), append(cert.CertPEM(), encrypt(v.args...)...)), Password: certPassword}
 			s := newSender(t, a)
-			tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, 100)
+			tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, topic, uint64(100+i))
 			want(t, s.Send(t.Context(), appID, apns.Request{Token: tok, Payload: payload}), outcome.Delivered, 200, "")
+		})
+	}
+}
+
+// The ASN.1 of an encrypted PKCS#8 key, for editing OpenSSL's output into
+// the damaged and hostile files OpenSSL would not write.
+type (
+	encryptedKeyInfo struct {
+		Algo pkix.AlgorithmIdentifier
+		Data []byte
+	}
+	pbes2Params struct{ KDF, Scheme pkix.AlgorithmIdentifier }
+)
+
+// edit applies fn to the encryption parameters of the encrypted PEM key b.
+func edit(t *testing.T, b []byte, fn func(info *encryptedKeyInfo, p *pbes2Params)) []byte {
+	t.Helper()
+	blk, _ := pem.Decode(b)
+	var info encryptedKeyInfo
+	var p pbes2Params
+	if _, err := asn1.Unmarshal(blk.Bytes, &info); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asn1.Unmarshal(info.Algo.Parameters.FullBytes, &p); err != nil {
+		t.Fatal(err)
+	}
+	fn(&info, &p)
+	info.Algo.Parameters = rawASN1(t, p)
+	der, err := asn1.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: blk.Type, Bytes: der})
+}
+
+func rawASN1(t *testing.T, v any) asn1.RawValue {
+	t.Helper()
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asn1.RawValue{FullBytes: b}
+}
+
+// TestEncryptedKeyRefused checks that keys pushd cannot or will not
+// decrypt are refused, at start, with an error that says why, names the
+// file and never shows the password; none crashes pushd or makes it work
+// for minutes.
+func TestEncryptedKeyRefused(t *testing.T) {
+	sim, cert, encrypt := encryptedKeys(t)
+	aes := encrypt("-v2", "aes256")
+	type pbkdf2 struct {
+		Salt      []byte
+		Iteration int
+		PRF       pkix.AlgorithmIdentifier `asn1:"optional"`
+	}
+	withPBKDF2 := func(fn func(k *pbkdf2)) func(*encryptedKeyInfo, *pbes2Params) {
+		return func(_ *encryptedKeyInfo, p *pbes2Params) {
+			var k pbkdf2
+			if _, err := asn1.Unmarshal(p.KDF.Parameters.FullBytes, &k); err != nil {
+				t.Fatal(err)
+			}
+			fn(&k)
+			p.KDF.Parameters = rawASN1(t, k)
+		}
+	}
+	cases := []struct {
+		name string
+		key  []byte
+		want []string
+	}{
+		{"PKCS#5 v1.5 encryption", encrypt("-v1", "PBE-SHA1-3DES"), []string{"cannot be read", "PBES2", "re-encrypt"}},
+		{"unsupported cipher", encrypt("-v2", "camellia256"), []string{"unsupported cipher", "re-encrypt"}},
+		{"unsupported hash", encrypt("-v2", "aes256", "-v2prf", "hmacWithSHA224"), []string{"PBKDF2 hash", "not supported"}},
+		{"iterations beyond the bound", edit(t, aes, withPBKDF2(func(k *pbkdf2) { k.Iteration = 1 << 30 })), []string{"1073741824 PBKDF2 iterations"}},
+		{"no iterations", edit(t, aes, withPBKDF2(func(k *pbkdf2) { k.Iteration = 0 })), []string{"0 PBKDF2 iterations"}},
+		{"scrypt beyond the bound", edit(t, encrypt("-v2", "aes256", "-scrypt"), func(_ *encryptedKeyInfo, p *pbes2Params) {
+			p.KDF.Parameters = rawASN1(t, struct {
+				Salt    []byte
+				N, R, P int
+			}{[]byte("salt"), 1 << 30, 8, 1})
+		}), []string{"scrypt N=1073741824 r=8 p=1"}},
+		{"short IV", edit(t, aes, func(_ *encryptedKeyInfo, p *pbes2Params) { p.Scheme.Parameters = rawASN1(t, make([]byte, 8)) }),
+			[]string{"bad encrypted private key", "IV"}},
+		{"data not whole blocks", edit(t, aes, func(info *encryptedKeyInfo, _ *pbes2Params) { info.Data = info.Data[:len(info.Data)-3] }),
+			[]string{"bad encrypted private key", "data"}},
+	}
+	dir := t.TempDir()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := certApp(t, sim)
+			a.Certificate = apns.Certificate{File: pushsimtest.WriteFile(t, dir, fmt.Sprintf("key%d.pem", i), append(cert.CertPEM(), c.key...)), Password: certPassword}
+			start := time.Now()
+			s, err := apns.New(apns.Config{Apps: []apns.AppConfig{a}})
+			if err == nil {
+				s.Close()
+				t.Fatal("New succeeded")
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("refusing took %v", d)
+			}
+			msg := err.Error()
+			t.Log(msg)
+			for _, w := range append([]string{a.Certificate.File}, c.want...) {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, certPassword) {
+				t.Errorf("error %q shows the password", msg)
+			}
 		})
 	}
 }

@@ -55,6 +55,8 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/content"
+	"github.com/pushd/pushd/internal/secret"
+	"github.com/pushd/pushd/internal/storage"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -63,11 +65,11 @@ type Config struct {
 	// Listen is the HTTP API's address.
 	Listen string `yaml:"listen"`
 	// APITokens are the bearer tokens the API accepts.
-	APITokens []string `yaml:"api_tokens"`
-	Redis     Redis    `yaml:"redis"`
-	Database  Database `yaml:"database"`
-	Worker    Worker   `yaml:"worker"`
-	Apps      []App    `yaml:"apps"`
+	APITokens []secret.Secret `yaml:"api_tokens"`
+	Redis     Redis           `yaml:"redis"`
+	Database  Database        `yaml:"database"`
+	Worker    Worker          `yaml:"worker"`
+	Apps      []App           `yaml:"apps"`
 
 	// File is the config file's path, as given to Load.
 	File string `yaml:"-"`
@@ -78,9 +80,9 @@ type Config struct {
 
 // Redis is the asynq broker.
 type Redis struct {
-	Addr     string `yaml:"addr"`
-	DB       int    `yaml:"db"`
-	Password string `yaml:"password"`
+	Addr     string        `yaml:"addr"`
+	DB       int           `yaml:"db"`
+	Password secret.Secret `yaml:"password"`
 }
 
 // Database drivers.
@@ -96,8 +98,9 @@ type Database struct {
 	Driver string `yaml:"driver"`
 	// Path is the SQLite file.
 	Path string `yaml:"path"`
-	// DSN is the PostgreSQL connection string (URL or key=value form).
-	DSN string `yaml:"dsn"`
+	// DSN is the PostgreSQL connection string (URL or key=value form); it
+	// shows with its password hidden.
+	DSN storage.DSN `yaml:"dsn"`
 	// DeliveryRetention is how long delivery records are kept: the trace
 	// operators read, and what keeps a retried job from pushing a device
 	// twice, so it must outlive the longest life of a job.
@@ -157,7 +160,7 @@ type APNs struct {
 type Certificate struct {
 	File string `yaml:"file"`
 	// Password opens the .p12 or the encrypted PEM key; empty for none.
-	Password string `yaml:"password"`
+	Password secret.Secret `yaml:"password"`
 }
 
 // certificates returns the APNs certificates that are set, with their

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/pushd/pushd/internal/content"
-	"github.com/pushd/pushd/internal/storage"
+	"github.com/pushd/pushd/internal/secret"
 	"github.com/pushd/pushd/pushjob"
 )
 
@@ -91,7 +96,7 @@ apps:
 	}
 	want := &Config{
 		Listen:    ":9090",
-		APITokens: []string{"0123456789abcdef", "fedcba9876543210-second"},
+		APITokens: []secret.Secret{"0123456789abcdef", "fedcba9876543210-second"},
 		Redis:     Redis{Addr: "redis.internal:6380", DB: 2, Password: "s3cret"},
 		Database:  Database{Driver: "postgres", Path: filepath.Join(c.Dir, "data/pushd.db"), DSN: "postgres://pushd:pw@db:5432/pushd", DeliveryRetention: 7 * 24 * time.Hour},
 		Worker: Worker{
@@ -494,7 +499,7 @@ worker: {concurrency: 1, shutdown_timeout: 1s}
 		t.Fatal(err)
 	}
 	if c.Listen != "0.0.0.0:9999" ||
-		!reflect.DeepEqual(c.APITokens, []string{"tokentokentoken-1", "tokentokentoken-2"}) ||
+		!reflect.DeepEqual(c.APITokens, []secret.Secret{"tokentokentoken-1", "tokentokentoken-2"}) ||
 		c.Redis != (Redis{Addr: "redis:6379", DB: 3, Password: ""}) ||
 		c.Database != (Database{Driver: "postgres", Path: filepath.Join(c.Dir, "other.db"), DSN: "postgres://u:p@h/db", DeliveryRetention: 7 * 24 * time.Hour}) ||
 		c.Worker.Concurrency != 7 || c.Worker.ShutdownTimeout != 5*time.Second {
@@ -630,26 +635,44 @@ apps:
 	}
 }
 
-func TestRedacted(t *testing.T) {
-	c, err := load(t, minimal+`
+// secretConfig is a config with every kind of secret, each value unlike
+// anything else in it, and the values.
+func secretConfig(t *testing.T) (*Config, []string) {
+	t.Helper()
+	c, err := load(t, `
+api_tokens: [api-token-secret-1, api-token-secret-2]
 redis: {password: redis-secret-pw}
 database: {driver: postgres, dsn: "postgres://pushd:dsn-secret-pw@db:5432/pushd?sslmode=disable"}
-`, "PUSHD_API_TOKENS=api-token-secret-1,api-token-secret-2")
+apps:
+  - id: universal
+    apns: {certificate: {file: u.p12, password: cert-secret-pw-1}}
+  - id: split
+    apns:
+      production_certificate: {file: p.p12, password: cert-secret-pw-2}
+      development_certificate: {file: d.pem, password: cert-secret-pw-3}
+      topic: com.example.chat
+`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, []string{"api-token-secret", "redis-secret-pw", "dsn-secret-pw", "cert-secret-pw"}
+}
+
+func TestRedacted(t *testing.T) {
+	c, secrets := secretConfig(t)
 	out := c.Redacted()
-	for _, secret := range []string{"redis-secret-pw", "dsn-secret-pw", "api-token-secret"} {
+	for _, secret := range secrets {
 		if strings.Contains(out, secret) {
 			t.Errorf("Redacted shows %q:\n%s", secret, out)
 		}
 	}
 	for _, want := range []string{
-		"api_tokens: [xxxxx, xxxxx]",
-		"password: xxxxx",
+		"api_tokens: ['[redacted]', '[redacted]']",
+		"password: '[redacted]'",
 		"dsn: postgres://pushd:xxxxx@db:5432/pushd?sslmode=disable",
+		"file: " + filepath.Join(c.Dir, "u.p12"),
 		"shutdown_timeout: 30s",
-		"key_id: ABCDEFGHIJ",
+		"topic: com.example.chat",
 		"title: ${fromClientId}",
 		"push-high: 6",
 	} {
@@ -665,27 +688,52 @@ database: {driver: postgres, dsn: "postgres://pushd:dsn-secret-pw@db:5432/pushd?
 		t.Error("LogValue differs from Redacted")
 	}
 	// The config itself keeps its secrets.
-	if c.Redis.Password != "redis-secret-pw" || c.APITokens[0] != "api-token-secret-1" {
+	if c.Redis.Password.Reveal() != "redis-secret-pw" || c.APITokens[0].Reveal() != "api-token-secret-1" ||
+		c.Apps[0].APNs.Certificate.Password.Reveal() != "cert-secret-pw-1" {
 		t.Error("Redacted changed the config")
 	}
 	// What Redacted writes, Load reads.
-	if _, err := load(t, strings.ReplaceAll(out, "xxxxx", "0123456789abcdef")); err != nil {
+	if _, err := load(t, strings.ReplaceAll(out, "[redacted]", "0123456789abcdef")); err != nil {
 		t.Errorf("Redacted output does not load: %v\n%s", err, out)
 	}
 }
 
-func TestRedactDSN(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                                       "",
-		"postgres://u:pw@h:5432/db":              "postgres://u:xxxxx@h:5432/db",
-		"postgres://u@h/db":                      "postgres://u@h/db",
-		"postgresql:///db?host=/tmp&password=pw": "postgresql:///db?host=%2Ftmp&password=xxxxx",
-		"host=h user=u password=pw dbname=db":    "host=h user=u password=xxxxx dbname=db",
-		"host=h password='p w\\' x' dbname=db":   "host=h password=xxxxx dbname=db",
-		"host=h PASSWORD = pw":                   "host=h PASSWORD = xxxxx",
+// However a config is printed, logged or marshalled, its secrets stay
+// hidden: the types hold them, not the code that prints.
+func TestSecretsNeverShown(t *testing.T) {
+	c, secrets := secretConfig(t)
+	var jsonLog, textLog strings.Builder
+	for _, h := range []slog.Handler{slog.NewJSONHandler(&jsonLog, nil), slog.NewTextHandler(&textLog, nil)} {
+		slog.New(h).Info("config", "config", c, "value", *c, "redis", c.Redis, "database", c.Database,
+			"apns", c.Apps[1].APNs, "password", c.Redis.Password, "tokens", c.APITokens)
+	}
+	j, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{
+		"%v":           fmt.Sprintf("%v", c),
+		"%v of value":  fmt.Sprintf("%v", *c),
+		"%+v of value": fmt.Sprintf("%+v", *c),
+		"%#v of value": fmt.Sprintf("%#v", *c),
+		"%+v of apns":  fmt.Sprintf("%+v %+v", *c.Apps[0].APNs.Certificate, *c.Apps[1].APNs),
+		"%#v of apns":  fmt.Sprintf("%#v %#v", *c.Apps[0].APNs.Certificate, *c.Apps[1].APNs.ProductionCertificate),
+		"slog JSON":    jsonLog.String(),
+		"slog text":    textLog.String(),
+		"json":         string(j),
+		"yaml":         string(y),
 	} {
-		if got := storage.RedactDSN(in); got != want {
-			t.Errorf("storage.RedactDSN(%q) = %q, want %q", in, got, want)
+		for _, secret := range secrets {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s shows %q: %s", name, secret, out)
+			}
+		}
+		if !strings.Contains(out, "redacted") {
+			t.Errorf("%s shows no redacted secret: %s", name, out)
 		}
 	}
 }
@@ -750,11 +798,11 @@ apps:
 		t.Fatalf("certificates: %+v %+v", split, uni)
 	}
 	for got, want := range map[string]string{
-		split.ProductionCertificate.File:     filepath.Join(dir, "certs", "prod.p12"),
-		split.ProductionCertificate.Password: "env-cert-pw",
-		split.DevelopmentCertificate.File:    "/abs/dev.pem",
-		uni.Certificate.File:                 filepath.Join(dir, "push.p12"),
-		uni.Certificate.Password:             "literal-cert-pw",
+		split.ProductionCertificate.File:              filepath.Join(dir, "certs", "prod.p12"),
+		split.ProductionCertificate.Password.Reveal(): "env-cert-pw",
+		split.DevelopmentCertificate.File:             "/abs/dev.pem",
+		uni.Certificate.File:                          filepath.Join(dir, "push.p12"),
+		uni.Certificate.Password.Reveal():             "literal-cert-pw",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)
@@ -767,7 +815,7 @@ apps:
 			t.Errorf("Redacted shows %q:\n%s", secret, out)
 		}
 	}
-	if !strings.Contains(out, "password: xxxxx") || !strings.Contains(out, "push.p12") {
+	if !strings.Contains(out, "password: '[redacted]'") || !strings.Contains(out, "push.p12") {
 		t.Errorf("Redacted lacks the certificate:\n%s", out)
 	}
 	if uni.Certificate.Password != "literal-cert-pw" || split.ProductionCertificate.Password != "env-cert-pw" {

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pushd/pushd/internal/secret"
+	"github.com/pushd/pushd/internal/storage"
 )
 
 // Load reads the config file at path, applies the environment's overrides
@@ -171,9 +174,6 @@ type override struct {
 
 // overrides lists the environment overrides, by variable name.
 func overrides() map[string]override {
-	str := func(key string, field func(*Config) *string) override {
-		return override{key, func(c *Config, v string) error { *field(c) = v; return nil }}
-	}
 	num := func(key string, field func(*Config) *int) override {
 		return override{key, func(c *Config, v string) error {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -190,17 +190,17 @@ func overrides() map[string]override {
 			c.APITokens = nil
 			for t := range strings.SplitSeq(v, ",") {
 				if t = strings.TrimSpace(t); t != "" {
-					c.APITokens = append(c.APITokens, t)
+					c.APITokens = append(c.APITokens, secret.Secret(t))
 				}
 			}
 			return nil
 		}},
 		"PUSHD_REDIS_ADDR":         str("redis.addr", func(c *Config) *string { return &c.Redis.Addr }),
 		"PUSHD_REDIS_DB":           num("redis.db", func(c *Config) *int { return &c.Redis.DB }),
-		"PUSHD_REDIS_PASSWORD":     str("redis.password", func(c *Config) *string { return &c.Redis.Password }),
+		"PUSHD_REDIS_PASSWORD":     str("redis.password", func(c *Config) *secret.Secret { return &c.Redis.Password }),
 		"PUSHD_DATABASE_DRIVER":    str("database.driver", func(c *Config) *string { return &c.Database.Driver }),
 		"PUSHD_DATABASE_PATH":      str("database.path", func(c *Config) *string { return &c.Database.Path }),
-		"PUSHD_DATABASE_DSN":       str("database.dsn", func(c *Config) *string { return &c.Database.DSN }),
+		"PUSHD_DATABASE_DSN":       str("database.dsn", func(c *Config) *storage.DSN { return &c.Database.DSN }),
 		"PUSHD_WORKER_CONCURRENCY": num("worker.concurrency", func(c *Config) *int { return &c.Worker.Concurrency }),
 		"PUSHD_WORKER_SHUTDOWN_TIMEOUT": {"worker.shutdown_timeout", func(c *Config, v string) error {
 			dur, err := time.ParseDuration(strings.TrimSpace(v))
@@ -211,6 +211,12 @@ func overrides() map[string]override {
 			return nil
 		}},
 	}
+}
+
+// str is the override of a key of a string type: a plain string, a
+// secret.Secret or a storage.DSN.
+func str[T ~string](key string, field func(*Config) *T) override {
+	return override{key, func(c *Config, v string) error { *field(c) = T(v); return nil }}
 }
 
 // applyEnv applies the overrides set in d's environment, recording a

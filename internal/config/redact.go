@@ -8,47 +8,25 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/pushd/pushd/internal/storage"
 )
 
-// redacted replaces a secret in Redacted's output, as in url.URL.Redacted.
-const redacted = "xxxxx"
+// secretType is what the types that hold a secret (secret.Secret,
+// storage.DSN) have in common: Reveal gives the value, String hides it.
+var secretType = reflect.TypeFor[interface {
+	fmt.Stringer
+	Reveal() string
+}]()
 
 // Redacted returns the effective configuration as YAML for logging at
-// start, with API tokens, the Redis password, the password in a
-// PostgreSQL DSN and APNs certificate passwords replaced by "xxxxx".
-// Credentials are files, so only their paths appear.
+// start. Secrets show as their types print them: API tokens, the Redis
+// password and certificate passwords (secret.Secret) as "[redacted]", the
+// PostgreSQL DSN (storage.DSN) with its password as "xxxxx". Credentials
+// are files, so only their paths appear.
 func (c *Config) Redacted() string {
-	r := *c
-	r.APITokens = make([]string, len(c.APITokens))
-	for i := range r.APITokens {
-		r.APITokens[i] = redacted
-	}
-	if r.Redis.Password != "" {
-		r.Redis.Password = redacted
-	}
-	r.Database.DSN = storage.RedactDSN(r.Database.DSN)
-	// Apps share their APNs blocks with c: copy before redacting.
-	r.Apps = slices.Clone(c.Apps)
-	for i, a := range r.Apps {
-		if a.APNs == nil {
-			continue
-		}
-		p := *a.APNs
-		for _, cert := range []**Certificate{&p.Certificate, &p.ProductionCertificate, &p.DevelopmentCertificate} {
-			if *cert != nil && (*cert).Password != "" {
-				cp := **cert
-				cp.Password = redacted
-				*cert = &cp
-			}
-		}
-		r.Apps[i].APNs = &p
-	}
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(toNode(reflect.ValueOf(r))); err != nil {
+	if err := enc.Encode(toNode(reflect.ValueOf(c).Elem())); err != nil {
 		// toNode builds only nodes yaml can write.
 		return fmt.Sprintf("config: cannot show: %v", err)
 	}
@@ -61,6 +39,8 @@ func (c *Config) Redacted() string {
 func toNode(v reflect.Value) *yaml.Node {
 	t := v.Type()
 	switch {
+	case t.Kind() == reflect.String && t.Implements(secretType):
+		return scalar("!!str", v.Interface().(fmt.Stringer).String())
 	case t == durationType:
 		return scalar("!!str", fmt.Sprint(v.Interface()))
 	case t == badgeType:

@@ -43,7 +43,7 @@ func (c *Config) validate() []Problem {
 		case len(t) < MinAPITokenLen:
 			// The length, never the token: errors end up in logs.
 			ps.add(key, "must be at least %d characters, not %d", MinAPITokenLen, len(t))
-		case strings.IndexFunc(t, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsGraphic(r) || r == ' ' }) >= 0:
+		case strings.IndexFunc(t.Reveal(), func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsGraphic(r) || r == ' ' }) >= 0:
 			ps.add(key, "must be printable ASCII without spaces, as an HTTP header carries it")
 		}
 	}

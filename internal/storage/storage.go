@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +46,7 @@ type Config struct {
 	// created. ":memory:" gives a private in-memory database.
 	Path string
 	// DSN is a PostgreSQL URL or keyword/value string, as pgx accepts.
-	DSN string
+	DSN DSN
 	// MaxOpenConns bounds the connection pool; zero picks a default for
 	// the dialect.
 	MaxOpenConns int
@@ -148,7 +150,7 @@ func openPostgres(cfg Config) (*sql.DB, error) {
 	if cfg.DSN == "" {
 		return nil, errors.New("storage: postgres: dsn is required")
 	}
-	db, err := sql.Open("pgx", cfg.DSN)
+	db, err := sql.Open("pgx", cfg.DSN.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("storage: postgres: %w", err)
 	}
@@ -352,20 +354,50 @@ func retryable(err error) bool {
 	return false
 }
 
-// RedactDSN hides the password of a DSN, URL or key=value, for logs and
-// errors.
-func RedactDSN(dsn string) string {
-	if dsn == "" {
+// DSN is a PostgreSQL connection string, a URL or key=value pairs. It may
+// carry a password, so it prints, logs and marshals with the password
+// replaced by "xxxxx" (as url.URL.Redacted does) and the rest readable:
+// which server and database is worth showing. Reveal gives it whole, for
+// the driver.
+type DSN string
+
+// Reveal returns the DSN with its password, for the driver alone.
+func (d DSN) Reveal() string { return string(d) }
+
+// String returns the DSN with its password hidden.
+func (d DSN) String() string {
+	if d == "" {
 		return ""
 	}
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+	dsn := string(d)
+	u, err := url.Parse(dsn)
+	switch {
+	case err == nil && u.Scheme != "":
 		if q := u.Query(); q.Has("password") {
 			q.Set("password", "xxxxx")
 			u.RawQuery = q.Encode()
 		}
 		return u.Redacted()
+	case err != nil && strings.Contains(dsn, "://"):
+		// A URL that does not parse (a stray % in the password) has no
+		// part that is known not to be the password.
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return scheme + "://xxxxx"
 	}
 	// The password of a key=value DSN, quoted or not.
 	password := regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
 	return password.ReplaceAllString(dsn, "${1}xxxxx")
 }
+
+// GoString is String as Go syntax, for fmt's %#v.
+func (d DSN) GoString() string { return "storage.DSN(" + strconv.Quote(d.String()) + ")" }
+
+// LogValue is String, for log/slog.
+func (d DSN) LogValue() slog.Value { return slog.StringValue(d.String()) }
+
+// MarshalJSON encodes String as a JSON string.
+func (d DSN) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// MarshalText is String, for YAML and the other encoders that take
+// encoding.TextMarshaler.
+func (d DSN) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

@@ -1,12 +1,17 @@
 package storage_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -347,5 +352,36 @@ func TestMigrateInstallationPlatform(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A DSN shows which server and database, never the password, however it
+// is printed.
+func TestDSNRedacted(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                       "",
+		"postgres://u:pw@h:5432/db":              "postgres://u:xxxxx@h:5432/db",
+		"postgres://u@h/db":                      "postgres://u@h/db",
+		"postgresql:///db?host=/tmp&password=pw": "postgresql:///db?host=%2Ftmp&password=xxxxx",
+		"postgres://u:p%zzw@h/db":                "postgres://xxxxx",
+		"host=h user=u password=pw dbname=db":    "host=h user=u password=xxxxx dbname=db",
+		"host=h password='p w\\' x' dbname=db":   "host=h password=xxxxx dbname=db",
+		"host=h PASSWORD = pw":                   "host=h PASSWORD = xxxxx",
+	} {
+		d := storage.DSN(in)
+		if got := d.String(); got != want {
+			t.Errorf("DSN(%q).String() = %q, want %q", in, got, want)
+		}
+		if d.Reveal() != in {
+			t.Errorf("DSN(%q).Reveal() = %q", in, d.Reveal())
+		}
+		j, _ := json.Marshal(struct{ DSN storage.DSN }{d})
+		var logs bytes.Buffer
+		slog.New(slog.NewJSONHandler(&logs, nil)).Info("open", "dsn", d)
+		for _, out := range []string{fmt.Sprintf("%v %+v %#v %s", d, d, d, d), string(j), logs.String()} {
+			if strings.Contains(out, "pw") || strings.Contains(out, "p w") || strings.Contains(out, "zzw") {
+				t.Errorf("DSN(%q) shows its password: %s", in, out)
+			}
+		}
 	}
 }

@@ -97,7 +97,7 @@ func EmptyPostgres(t testing.TB) *storage.DB {
 
 func postgresDB(t testing.TB, migrate bool) *storage.DB {
 	t.Helper()
-	db := open(t, storage.Config{Driver: "postgres", DSN: PostgresSchemaDSN(t)}, migrate)
+	db := open(t, storage.Config{Driver: "postgres", DSN: storage.DSN(PostgresSchemaDSN(t))}, migrate)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
@@ -110,9 +110,9 @@ func PostgresSchemaDSN(t testing.TB) string {
 	dsn := PostgresDSN()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	admin, err := storage.Open(ctx, storage.Config{Driver: "postgres", DSN: dsn, MaxOpenConns: 2})
+	admin, err := storage.Open(ctx, storage.Config{Driver: "postgres", DSN: storage.DSN(dsn), MaxOpenConns: 2})
 	if err != nil {
-		testenv.Need(t, "PostgreSQL at "+storage.RedactDSN(dsn), err, "start PostgreSQL or set PUSHD_TEST_POSTGRES_DSN")
+		testenv.Need(t, "PostgreSQL at "+storage.DSN(dsn).String(), err, "start PostgreSQL or set PUSHD_TEST_POSTGRES_DSN")
 	}
 	t.Cleanup(func() { admin.Close() })
 
