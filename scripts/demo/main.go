@@ -425,12 +425,18 @@ func (c *client) waitTrace(ctx context.Context, msgID string, want int) (map[str
 		var tr struct {
 			Deliveries []traceRow `json:"deliveries"`
 		}
-		if st == 200 && json.Unmarshal(b, &tr) == nil && len(tr.Deliveries) >= want {
+		if st == 200 && json.Unmarshal(b, &tr) == nil {
+			// A device claimed for the attempt shows as retrying until
+			// its answer is recorded: wait for every recipient's answer.
 			out := make(map[string]traceRow)
 			for _, r := range tr.Deliveries {
-				out[r.ClientID] = r
+				if r.Outcome != "retrying" {
+					out[r.ClientID] = r
+				}
 			}
-			return out, nil
+			if len(out) >= want {
+				return out, nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("message %s: %d of %d recipients traced after 60s: %d %s", msgID, len(tr.Deliveries), want, st, b)
