@@ -50,7 +50,13 @@ func redisAddr() string {
 // there is no Redis.
 func needRedis(t *testing.T) {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: redisAddr(), DB: e2eRedisDB})
+	needRedisDB(t, e2eRedisDB)
+}
+
+// needRedisDB is needRedis for Redis database db.
+func needRedisDB(t *testing.T, db int) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: redisAddr(), DB: db})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -85,7 +91,13 @@ func freeAddr(t *testing.T) string {
 // `pushd serve` in-process until the test ends, and waits for /readyz.
 func startPushd(t *testing.T, sim *pushsim.Sim, database string) *e2e {
 	t.Helper()
-	return startPushdWith(t, sim, database, func(certs string) string {
+	return startPushdWith(t, sim, database, p8Creds(t, sim))
+}
+
+// p8Creds returns a startPushdWith creds function that gives the app a new
+// signing key of sim's (.p8).
+func p8Creds(t *testing.T, sim *pushsim.Sim) func(certs string) string {
+	return func(certs string) string {
 		key, err := sim.NewAPNsKey("", "")
 		if err != nil {
 			t.Fatal(err)
@@ -93,48 +105,15 @@ func startPushd(t *testing.T, sim *pushsim.Sim, database string) *e2e {
 		p8, _ := key.P8()
 		pushsimtest.WriteFile(t, certs, "AuthKey_"+key.KeyID+".p8", p8)
 		return fmt.Sprintf("key_file: certs/default/AuthKey_%s.p8\n      key_id: %s\n      team_id: %s\n      topic: %s", key.KeyID, key.KeyID, key.TeamID, e2eTopic)
-	})
+	}
 }
 
 // startPushdWith is startPushd with the app's APNs credentials given by
 // creds, which writes them into certs and returns their config keys.
 func startPushdWith(t *testing.T, sim *pushsim.Sim, database string, creds func(certs string) string) *e2e {
 	t.Helper()
-	dir := t.TempDir()
-	certs := filepath.Join(dir, "certs", "default")
-	os.MkdirAll(certs, 0o700)
-	apnsCreds := creds(certs)
-	sa, err := sim.NewServiceAccount(e2eProject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saJSON, _ := sa.JSON(sim.TokenURL())
-	pushsimtest.WriteFile(t, certs, "fcm-service-account.json", saJSON)
-	pushsimtest.WriteFile(t, certs, "pushsim-ca.pem", sim.CA().CertPEM())
-
 	listen := freeAddr(t)
-	cfg := fmt.Sprintf(`listen: %s
-api_tokens: [%s]
-redis: {addr: %q, db: %d}
-database: %s
-worker: {concurrency: 4, shutdown_timeout: 5s}
-apps:
-  - id: default
-    apns:
-      %s
-      production_url: %s
-      development_url: %s
-      ca_file: certs/default/pushsim-ca.pem
-    fcm:
-      credentials_file: certs/default/fcm-service-account.json
-      endpoint: %s
-      ca_file: certs/default/pushsim-ca.pem
-    defaults:
-      title: "${fromClientId}"
-      body: "New message in ${convId}"
-`, listen, e2eToken, redisAddr(), e2eRedisDB, database, apnsCreds,
-		sim.APNsURL(pushsim.Production), sim.APNsURL(pushsim.Development), sim.FCMEndpoint())
-	cfgPath := pushsimtest.WriteFile(t, dir, "pushd.yaml", []byte(cfg))
+	cfgPath := writeConfig(t, sim, listen, e2eRedisDB, database, creds)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
@@ -186,6 +165,46 @@ apps:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// writeConfig writes credentials and a config file for sim and Redis
+// database redisDB into a new directory and returns the file's path.
+func writeConfig(t *testing.T, sim *pushsim.Sim, listen string, redisDB int, database string, creds func(certs string) string) string {
+	t.Helper()
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs", "default")
+	os.MkdirAll(certs, 0o700)
+	apnsCreds := creds(certs)
+	sa, err := sim.NewServiceAccount(e2eProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saJSON, _ := sa.JSON(sim.TokenURL())
+	pushsimtest.WriteFile(t, certs, "fcm-service-account.json", saJSON)
+	pushsimtest.WriteFile(t, certs, "pushsim-ca.pem", sim.CA().CertPEM())
+
+	cfg := fmt.Sprintf(`listen: %s
+api_tokens: [%s]
+redis: {addr: %q, db: %d}
+database: %s
+worker: {concurrency: 4, shutdown_timeout: 5s}
+apps:
+  - id: default
+    apns:
+      %s
+      production_url: %s
+      development_url: %s
+      ca_file: certs/default/pushsim-ca.pem
+    fcm:
+      credentials_file: certs/default/fcm-service-account.json
+      endpoint: %s
+      ca_file: certs/default/pushsim-ca.pem
+    defaults:
+      title: "${fromClientId}"
+      body: "New message in ${convId}"
+`, listen, e2eToken, redisAddr(), redisDB, database, apnsCreds,
+		sim.APNsURL(pushsim.Production), sim.APNsURL(pushsim.Development), sim.FCMEndpoint())
+	return pushsimtest.WriteFile(t, dir, "pushd.yaml", []byte(cfg))
 }
 
 type lockedWriter struct {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/dig"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
@@ -25,6 +26,7 @@ import (
 	"github.com/pushd/pushd/internal/fcm"
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/mute"
+	"github.com/pushd/pushd/internal/providertoken"
 	"github.com/pushd/pushd/internal/stats"
 	"github.com/pushd/pushd/internal/storage"
 	"github.com/pushd/pushd/pushjob"
@@ -152,10 +154,22 @@ func newAPNs(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger) (*apns.Sende
 			ProductionURL:          a.APNs.ProductionURL, DevelopmentURL: a.APNs.DevelopmentURL, CAFile: a.APNs.CAFile,
 		})
 	}
-	s, err := apns.New(apns.Config{Apps: apps, Logger: log})
+	// The provider tokens of .p8 keys live in the Redis every process of
+	// the deployment already shares for its jobs: Apple refuses a new
+	// token for a key within 20 minutes of the last, so processes, and a
+	// process after a restart, must present one token.
+	rc, ok := redisOpt(cfg).MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("redis: asynq's client is not a go-redis v9 client")
+	}
+	s, err := apns.New(apns.Config{Apps: apps, Logger: log, Tokens: providertoken.NewRedis(rc, "")})
 	if err != nil {
+		rc.Close()
 		return nil, err
 	}
+	// Stop hooks run last in, first out: the workers' come later, so jobs
+	// have drained before the Sender and then its store close.
+	lc.Append(fx.StopHook(rc.Close))
 	lc.Append(fx.StopHook(s.Close))
 	return s, nil
 }

@@ -4,8 +4,9 @@
 //
 // Token authentication (.p8 keys) and certificate authentication (.p12 or
 // PEM client certificates, mutual TLS) are supported. A signing key's
-// provider token is shared by every app and environment that uses the key,
-// because Apple limits how often a key's token may be replaced.
+// provider token is shared by every app and environment that uses the key
+// and, through a TokenStore, by every process of the deployment, because
+// Apple refuses a new token for a key within 20 minutes of the last.
 package apns
 
 import (
@@ -15,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -22,7 +24,6 @@ import (
 	"time"
 
 	"github.com/sideshow/apns2"
-	"github.com/sideshow/apns2/token"
 
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pemfile"
@@ -46,11 +47,20 @@ type Config struct {
 	// IdleTimeout closes a connection nothing was sent on for that long;
 	// zero is 10 minutes.
 	IdleTimeout time.Duration
+	// Tokens keeps the provider tokens of .p8 keys for the whole
+	// deployment: every process that pushes with a key, and a process
+	// restarted, must present the same token (TokenStore). nil keeps them
+	// in this Sender alone, which is right only for a lone process that is
+	// never restarted within 20 minutes.
+	Tokens TokenStore
 	// Logger receives the credential errors (auth_error), at most one line
-	// per app and minute; nil discards them.
+	// per app and minute, and the provider token store's outages; nil
+	// discards them.
 	Logger *slog.Logger
 	// Now is the clock: of that once-a-minute limit, of certificate
-	// validity at start and of Retry-After dates; nil is time.Now.
+	// validity at start, of Retry-After dates and of provider tokens' issue
+	// times and ages; nil is time.Now. Apple judges provider tokens by the
+	// real time, so a clock far from it fails token pushes.
 	Now func() time.Time
 }
 
@@ -150,8 +160,8 @@ type gateway struct {
 	client *apns2.Client
 	// pool is client's transport: the gateway's connections.
 	pool *transport
-	// signer is the client's provider token; nil for certificate clients
-	// (issue 4).
+	// signer is the client's provider token, which pool puts on each
+	// push; nil for certificate clients (issue 4).
 	signer *signer
 }
 
@@ -161,13 +171,22 @@ const (
 )
 
 // New loads every app's credentials and builds its clients. It connects to
-// nothing: apns2 dials on the first push.
+// nothing: apns2 dials on the first push, and the first push of each
+// signing key takes its provider token from cfg.Tokens (or signs one).
 func New(cfg Config) (*Sender, error) {
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: now, auth: newAuthLog(cfg.Logger, now)}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var store TokenStore = unshared{}
+	if cfg.Tokens != nil {
+		store = cfg.Tokens
+	}
+	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: now, auth: newAuthLog(log, now)}
 	signers := make(map[string]*signer) // key id -> signer
 	roots := make(map[string]*x509.CertPool)
 	for _, ac := range cfg.Apps {
@@ -191,7 +210,7 @@ func New(cfg Config) (*Sender, error) {
 			if certs, a.topic, err = appCerts(ac, s.now()); err != nil {
 				return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
 			}
-		} else if sg, err = s.signerFor(signers, ac); err != nil {
+		} else if sg, err = signerFor(signers, ac, store, now, log); err != nil {
 			return nil, err
 		}
 		for i, env := range [2]string{Production, Development} {
@@ -202,11 +221,8 @@ func New(cfg Config) (*Sender, error) {
 			case sg == nil:
 				continue // a certificate app without this environment
 			}
-			t := newTransport(pool, cert, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
+			t := newTransport(pool, cert, sg, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
 			c := &apns2.Client{Host: hosts[i], HTTPClient: &http.Client{Transport: t, Timeout: pushTimeout}}
-			if sg != nil {
-				c.Token = sg.tok
-			}
 			a.gateways[i] = &gateway{env: env, client: c, pool: t, signer: sg}
 		}
 		s.apps[ac.AppID] = a
@@ -248,18 +264,19 @@ func checkApp(ac AppConfig) error {
 }
 
 // signerFor returns the signer of ac's key, loading the key the first time
-// it is named. Two apps naming one key id must name the same key.
-func (s *Sender) signerFor(signers map[string]*signer, ac AppConfig) (*signer, error) {
+// it is named. Two apps naming one key id must name the same key. No token
+// is signed here: the first push takes the deployment's from store.
+func signerFor(signers map[string]*signer, ac AppConfig, store TokenStore, now func() time.Time, log *slog.Logger) (*signer, error) {
 	if sg, ok := signers[ac.KeyID]; ok {
-		if sg.tok.TeamID != ac.TeamID {
-			return nil, fmt.Errorf("apns: app %q: key %s belongs to team %s in an earlier app, not %s", ac.AppID, ac.KeyID, sg.tok.TeamID, ac.TeamID)
+		if sg.teamID != ac.TeamID {
+			return nil, fmt.Errorf("apns: app %q: key %s belongs to team %s in an earlier app, not %s", ac.AppID, ac.KeyID, sg.teamID, ac.TeamID)
 		}
 		if ac.KeyFile != sg.file {
 			key, err := loadP8(ac.KeyFile)
 			if err != nil {
 				return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
 			}
-			if !key.PublicKey.Equal(&sg.tok.AuthKey.PublicKey) {
+			if !key.PublicKey.Equal(&sg.key.PublicKey) {
 				return nil, fmt.Errorf("apns: app %q: key %s in %s differs from key %s in %s", ac.AppID, ac.KeyID, ac.KeyFile, ac.KeyID, sg.file)
 			}
 		}
@@ -269,16 +286,7 @@ func (s *Sender) signerFor(signers map[string]*signer, ac AppConfig) (*signer, e
 	if err != nil {
 		return nil, fmt.Errorf("apns: app %q: %w", ac.AppID, err)
 	}
-	sg := &signer{
-		tok:  &token.Token{AuthKey: key, KeyID: ac.KeyID, TeamID: ac.TeamID},
-		file: ac.KeyFile,
-		now:  s.now,
-	}
-	// Signing now finds a key that cannot sign before the first push does,
-	// and spares the first pushes queueing behind the signature.
-	if _, err := sg.tok.Generate(); err != nil {
-		return nil, fmt.Errorf("apns: app %q: key %s (%s): sign provider token: %w", ac.AppID, ac.KeyID, ac.KeyFile, err)
-	}
+	sg := newSigner(key, ac.KeyID, ac.TeamID, ac.KeyFile, store, now, log)
 	signers[ac.KeyID] = sg
 	return sg, nil
 }
@@ -322,9 +330,11 @@ func (s *Sender) Topic(appID string) string {
 //
 // An ExpiredProviderToken answer gets one retry with a new provider token
 // (unless the token is too young to be the problem: then the clocks
-// disagree and the push is Retrying). A push the caller cancels is Retrying
-// too, since nobody knows whether Apple took it, with Err wrapping
-// context.Canceled.
+// disagree and the push is Retrying). A TooManyProviderTokenUpdates answer
+// gets one retry with the deployment's stored token if it differs from the
+// refused one, and is Retrying otherwise. A push the caller cancels is
+// Retrying too, since nobody knows whether Apple took it, with Err
+// wrapping context.Canceled.
 func (s *Sender) Send(ctx context.Context, appID string, r Request) Result {
 	a := s.apps[appID]
 	if a == nil {
@@ -362,8 +372,18 @@ func (s *Sender) Send(ctx context.Context, appID string, r Request) Result {
 		n.Topic = a.topic
 	}
 	res, bearer := s.push(ctx, g, n)
-	if res.Reason == apns2.ReasonExpiredProviderToken && g.signer != nil {
-		retry, err := g.signer.refresh(bearer)
+	if g.signer != nil && bearer != "" {
+		// Both answers are about the token, not the push: one retry
+		// with another token, if there is one, and never more, so that
+		// no answer makes a loop.
+		var retry bool
+		var err error
+		switch res.Reason {
+		case apns2.ReasonExpiredProviderToken:
+			retry, err = g.signer.refresh(ctx, bearer)
+		case apns2.ReasonTooManyProviderTokenUpdates:
+			retry, err = g.signer.reload(ctx, bearer)
+		}
 		if err != nil {
 			res.Err = err
 		} else if retry {

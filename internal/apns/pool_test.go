@@ -198,7 +198,9 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 // counts the 99 left out. No line shows a provider or device token.
 func TestAuthErrorLoggedOncePerMinute(t *testing.T) {
 	var buf syncBuffer
-	clock := &fakeClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	// The clock starts at the real time: provider tokens are issued by
+	// it, and pushsim judges their age by its own.
+	clock := &fakeClock{t: time.Now()}
 	e := startWith(t, pushsim.Config{}, func(c *apns.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
 		c.Now = clock.now

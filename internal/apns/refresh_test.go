@@ -1,32 +1,44 @@
 package apns
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v4"
-	"github.com/sideshow/apns2/token"
 
 	"github.com/pushd/pushd/internal/outcome"
+	"github.com/pushd/pushd/internal/providertoken"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
 )
 
-// Apple calls a provider token expired an hour after its iat. apns2 makes
-// a new one after 50 minutes by its own clock, so Apple refuses a token
-// apns2 still trusts only when the clocks disagree; these tests make the
-// two disagree in both directions that can be arranged: a token whose iat
-// is older than apns2 believes, and a simulator clock that runs ahead.
+// Apple calls a provider token expired an hour after its iat, and refuses
+// a new token for a key within 20 minutes of the last. These tests move
+// the clocks of the simulator and of the Senders to meet both limits, and
+// stand several Senders on one store for several processes.
 
 const testTopic = "com.example.chat"
 
-func newTestSender(t *testing.T, cfg pushsim.Config) (*Sender, *pushsim.Sim) {
+// testKey is a signing key registered with a simulator: its .p8 and the
+// simulator's CA written to files, for AppConfigs.
+type testKey struct {
+	sim             *pushsim.Sim
+	key             *pushsim.APNsKey
+	keyFile, caFile string
+}
+
+func newTestKey(t *testing.T, sim *pushsim.Sim) *testKey {
 	t.Helper()
-	sim := pushsimtest.Start(t, cfg)
 	k, err := sim.NewAPNsKey("", "")
 	if err != nil {
 		t.Fatal(err)
@@ -36,72 +48,112 @@ func newTestSender(t *testing.T, cfg pushsim.Config) (*Sender, *pushsim.Sim) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "AuthKey.p8")
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(keyFile, p8, 0o600); err != nil {
+	tk := &testKey{sim: sim, key: k, keyFile: filepath.Join(dir, "AuthKey.p8"), caFile: filepath.Join(dir, "ca.pem")}
+	if err := os.WriteFile(tk.keyFile, p8, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(caFile, sim.CA().CertPEM(), 0o600); err != nil {
+	if err := os.WriteFile(tk.caFile, sim.CA().CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Apps: []AppConfig{{
-		AppID: "chat", KeyFile: keyFile, KeyID: k.KeyID, TeamID: k.TeamID, Topic: testTopic,
-		ProductionURL: sim.APNsURL(pushsim.Production), DevelopmentURL: sim.APNsURL(pushsim.Development),
-		CAFile: caFile,
-	}}})
+	return tk
+}
+
+// sender is one process's Sender for the key's app "chat".
+func (tk *testKey) sender(t *testing.T, cfg Config) *Sender {
+	t.Helper()
+	cfg.Apps = []AppConfig{{
+		AppID: "chat", KeyFile: tk.keyFile, KeyID: tk.key.KeyID, TeamID: tk.key.TeamID, Topic: testTopic,
+		ProductionURL: tk.sim.APNsURL(pushsim.Production), DevelopmentURL: tk.sim.APNsURL(pushsim.Development),
+		CAFile: tk.caFile,
+	}}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return s, sim
+	return s
 }
 
-func (s *Sender) testToken() *token.Token { return s.apps["chat"].gateways[envProduction].signer.tok }
-
-// makeStale replaces the shared token with one Apple sees as issued two
-// hours ago while apns2 believes it was issued age ago.
-func makeStale(t *testing.T, tok *token.Token, age time.Duration) string {
+// jwtAt is a token of the key issued at iat, as another process or Apple
+// would have it.
+func (tk *testKey) jwtAt(t *testing.T, iat time.Time) string {
 	t.Helper()
 	j := &jwt.Token{
-		Header: map[string]any{"alg": "ES256", "kid": tok.KeyID},
-		Claims: jwt.MapClaims{"iss": tok.TeamID, "iat": time.Now().Add(-2 * time.Hour).Unix()},
+		Header: map[string]any{"alg": "ES256", "kid": tk.key.KeyID},
+		Claims: jwt.MapClaims{"iss": tk.key.TeamID, "iat": iat.Unix()},
 		Method: jwt.SigningMethodES256,
 	}
-	bearer, err := j.SignedString(tok.AuthKey)
+	bearer, err := j.SignedString(tk.key.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok.Lock()
-	tok.Bearer, tok.IssuedAt = bearer, time.Now().Add(-age).Unix()
-	tok.Unlock()
 	return bearer
 }
 
-func bearerOf(tok *token.Token) string {
-	tok.Lock()
-	defer tok.Unlock()
-	return tok.Bearer
+func (tk *testKey) name() string { return tk.key.TeamID + ":" + tk.key.KeyID }
+
+func newTestSender(t *testing.T, cfg pushsim.Config) (*Sender, *pushsim.Sim) {
+	t.Helper()
+	sim := pushsimtest.Start(t, cfg)
+	return newTestKey(t, sim).sender(t, Config{}), sim
 }
 
-func sendOne(s *Sender, sim *pushsim.Sim, serial uint64) Result {
-	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, testTopic, serial)
-	return s.Send(context.Background(), "chat", Request{Token: tok, Payload: []byte(`{"aps":{"alert":"hi"}}`)})
+func (s *Sender) testSigner() *signer { return s.apps["chat"].gateways[envProduction].signer }
+
+// bearerOf is the token s presents now; empty before its first push.
+func (s *Sender) bearerOf() string {
+	if t := s.testSigner().tok.Load(); t != nil {
+		return t.bearer
+	}
+	return ""
+}
+
+// makeStale gives s a token Apple sees as issued two hours ago while s
+// believes it was issued age ago, and returns it.
+func makeStale(t *testing.T, s *Sender, age time.Duration) string {
+	t.Helper()
+	sg := s.testSigner()
+	j := &jwt.Token{
+		Header: map[string]any{"alg": "ES256", "kid": sg.keyID},
+		Claims: jwt.MapClaims{"iss": sg.teamID, "iat": time.Now().Add(-2 * time.Hour).Unix()},
+		Method: jwt.SigningMethodES256,
+	}
+	bearer, err := j.SignedString(sg.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := time.Now().Add(-age)
+	sg.tok.Store(&providerToken{bearer: bearer, issued: issued, until: issued.Add(refreshAge)})
+	return bearer
+}
+
+// sendOne pushes to a new device token (a random serial: the tests care
+// about the provider token, not the device).
+func sendOne(s *Sender, sim *pushsim.Sim) Result {
+	tok := sim.Minter().APNs(pushsim.FateValid, pushsim.Production, testTopic, rand.Uint64())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Send(ctx, "chat", Request{Token: tok, Payload: []byte(`{"aps":{"alert":"hi"}}`)})
+}
+
+func wantDelivered(t *testing.T, who string, r Result) {
+	t.Helper()
+	if r.Outcome != outcome.Delivered {
+		t.Fatalf("%s: %s %d %s (%v), want delivered", who, r.Outcome, r.Status, r.Reason, r.Err)
+	}
 }
 
 // TestExpiredProviderTokenRefreshed: Apple calls the token expired, Send
 // signs a new one and the retry is delivered.
 func TestExpiredProviderTokenRefreshed(t *testing.T) {
 	s, sim := newTestSender(t, pushsim.Config{})
-	stale := makeStale(t, s.testToken(), 5*time.Minute)
-	res := sendOne(s, sim, 1)
-	if res.Outcome != outcome.Delivered {
-		t.Fatalf("result = %+v, want Delivered after a refresh", res)
-	}
+	stale := makeStale(t, s, 5*time.Minute)
+	wantDelivered(t, "push", sendOne(s, sim))
 	if n := sim.Total("", 403, "ExpiredProviderToken"); n != 1 {
 		t.Errorf("simulator refused %d expired tokens, want 1", n)
 	}
-	if bearerOf(s.testToken()) == stale {
-		t.Error("the shared token was not replaced")
+	if s.bearerOf() == stale {
+		t.Error("the token was not replaced")
 	}
 }
 
@@ -110,11 +162,11 @@ func TestExpiredProviderTokenRefreshed(t *testing.T) {
 // TooManyProviderTokenUpdates.
 func TestExpiredProviderTokenConcurrent(t *testing.T) {
 	s, sim := newTestSender(t, pushsim.Config{})
-	makeStale(t, s.testToken(), 5*time.Minute)
+	makeStale(t, s, 5*time.Minute)
 	var wg sync.WaitGroup
 	results := make([]Result, 50)
 	for i := range results {
-		wg.Go(func() { results[i] = sendOne(s, sim, uint64(i)) })
+		wg.Go(func() { results[i] = sendOne(s, sim) })
 	}
 	wg.Wait()
 	for i, r := range results {
@@ -131,20 +183,20 @@ func TestExpiredProviderTokenConcurrent(t *testing.T) {
 // first replaces it and the second retries with the replacement.
 func TestRefreshOncePerToken(t *testing.T) {
 	s, _ := newTestSender(t, pushsim.Config{})
-	tok := s.testToken()
-	stale := makeStale(t, tok, 5*time.Minute)
-	sg := s.apps["chat"].gateways[envProduction].signer
+	stale := makeStale(t, s, 5*time.Minute)
+	sg := s.testSigner()
+	ctx := t.Context()
 	for i := range 2 {
-		retry, err := sg.refresh("bearer " + stale)
+		retry, err := sg.refresh(ctx, stale)
 		if !retry || err != nil {
 			t.Fatalf("refresh %d = %v, %v; want a retry", i, retry, err)
 		}
 	}
-	fresh := bearerOf(tok)
+	fresh := s.bearerOf()
 	if fresh == stale {
 		t.Fatal("not replaced")
 	}
-	if retry, _ := sg.refresh("bearer " + stale); !retry || bearerOf(tok) != fresh {
+	if retry, _ := sg.refresh(ctx, stale); !retry || s.bearerOf() != fresh {
 		t.Error("a third refusal of the old token replaced the new one")
 	}
 }
@@ -156,19 +208,15 @@ func TestExpiredProviderTokenClockAhead(t *testing.T) {
 	clock := pushsimtest.NewClock(time.Now())
 	s, sim := newTestSender(t, pushsim.Config{Now: clock.Now})
 	clock.Advance(61 * time.Minute)
-	tok := s.testToken()
-	tok.Lock()
-	tok.IssuedAt -= 300 // old enough to be worth replacing
-	tok.Unlock()
-	before := bearerOf(tok)
-	res := sendOne(s, sim, 1)
+	before := makeStale(t, s, 5*time.Minute) // old enough to be worth replacing
+	res := sendOne(s, sim)
 	if res.Outcome != outcome.Retrying || res.Reason != "ExpiredProviderToken" || res.Status != 403 {
 		t.Fatalf("result = %+v, want Retrying 403 ExpiredProviderToken", res)
 	}
 	if n := sim.Total("", 403, "ExpiredProviderToken"); n != 2 {
 		t.Errorf("simulator refused %d expired tokens, want 2 (the push and one retry)", n)
 	}
-	if bearerOf(tok) == before {
+	if s.bearerOf() == before {
 		t.Error("the token was not replaced")
 	}
 }
@@ -181,15 +229,16 @@ func TestExpiredProviderTokenTooYoung(t *testing.T) {
 	clock := pushsimtest.NewClock(time.Now())
 	s, sim := newTestSender(t, pushsim.Config{Now: clock.Now})
 	clock.Advance(61 * time.Minute)
-	before := bearerOf(s.testToken())
-	res := sendOne(s, sim, 1)
+	res := sendOne(s, sim)
 	if res.Outcome != outcome.Retrying || res.Reason != "ExpiredProviderToken" {
 		t.Fatalf("result = %+v, want Retrying ExpiredProviderToken", res)
 	}
 	if n := sim.Total("", 403, "ExpiredProviderToken"); n != 1 {
 		t.Errorf("simulator refused %d expired tokens, want 1 (no retry)", n)
 	}
-	if bearerOf(s.testToken()) != before {
+	before := s.bearerOf()
+	sendOne(s, sim)
+	if s.bearerOf() != before {
 		t.Error("a token seconds old was replaced")
 	}
 }
@@ -204,5 +253,291 @@ func TestOneSignerPerKey(t *testing.T) {
 	}
 	if a.gateways[envProduction].client == a.gateways[envDevelopment].client {
 		t.Error("environments share a client")
+	}
+	if a.gateways[envProduction].client.Token != nil {
+		t.Error("apns2 holds a token.Token, which it would replace on its own")
+	}
+}
+
+// TestExpiredProviderTokenShared: a process that meets ExpiredProviderToken
+// replaces the deployment's token, and another process then takes the
+// replacement instead of signing its own.
+func TestExpiredProviderTokenShared(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	tk := newTestKey(t, sim)
+	store := new(providertoken.Memory)
+	a, b := tk.sender(t, Config{Tokens: store}), tk.sender(t, Config{Tokens: store})
+	stale := makeStale(t, a, 5*time.Minute)
+	wantDelivered(t, "first process", sendOne(a, sim))
+	fresh := a.bearerOf()
+	if fresh == stale {
+		t.Fatal("not replaced")
+	}
+	if got, _, _ := store.Load(t.Context(), tk.name()); got != fresh {
+		t.Error("the store does not hold the replacement")
+	}
+	wantDelivered(t, "second process", sendOne(b, sim))
+	if b.bearerOf() != fresh {
+		t.Error("the second process presents a token of its own")
+	}
+}
+
+// TestProviderTokenRenewedOnce: two processes share a token; when it is
+// refreshAge old, the first push of either replaces it in the store and
+// the other takes the replacement. Apple sees two tokens, far enough apart.
+func TestProviderTokenRenewedOnce(t *testing.T) {
+	clock := pushsimtest.NewClock(time.Now())
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
+	tk := newTestKey(t, sim)
+	store := new(providertoken.Memory)
+	a := tk.sender(t, Config{Tokens: store, Now: clock.Now})
+	b := tk.sender(t, Config{Tokens: store, Now: clock.Now})
+	wantDelivered(t, "a", sendOne(a, sim))
+	wantDelivered(t, "b", sendOne(b, sim))
+	first := a.bearerOf()
+	if b.bearerOf() != first {
+		t.Fatal("the processes present different tokens")
+	}
+	clock.Advance(refreshAge - time.Second)
+	wantDelivered(t, "a, before refreshAge", sendOne(a, sim))
+	if a.bearerOf() != first {
+		t.Fatal("replaced before refreshAge")
+	}
+	clock.Advance(2 * time.Second)
+	var wg sync.WaitGroup
+	senders := []*Sender{a, b, a, b}
+	results := make([]Result, len(senders))
+	for i, s := range senders {
+		wg.Go(func() { results[i] = sendOne(s, sim) })
+	}
+	wg.Wait()
+	for _, r := range results {
+		wantDelivered(t, "after refreshAge", r)
+	}
+	second := a.bearerOf()
+	if second == first || b.bearerOf() != second {
+		t.Error("after refreshAge the processes do not share one new token")
+	}
+	if got, at, _ := store.Load(t.Context(), tk.name()); got != second || !at.Equal(time.Unix(clock.Now().Unix(), 0)) {
+		t.Errorf("the store holds another token, issued %v", at)
+	}
+	if n := sim.Total("", 429, ""); n != 0 {
+		t.Errorf("%d answers 429", n)
+	}
+}
+
+// TestStoredTokenReused: a process started while the deployment's token is
+// young presents it, however many minutes old, rather than signing.
+func TestStoredTokenReused(t *testing.T) {
+	clock := pushsimtest.NewClock(time.Now())
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
+	tk := newTestKey(t, sim)
+	store := new(providertoken.Memory)
+	issued := time.Unix(clock.Now().Unix(), 0)
+	stored := tk.jwtAt(t, issued)
+	if ok, _ := store.CompareAndSwap(t.Context(), tk.name(), "", stored, issued); !ok {
+		t.Fatal("store refused the token")
+	}
+	clock.Advance(30 * time.Minute)
+	s := tk.sender(t, Config{Tokens: store, Now: clock.Now})
+	wantDelivered(t, "push", sendOne(s, sim))
+	if s.bearerOf() != stored {
+		t.Error("the process signed a token of its own")
+	}
+}
+
+// flakyStore is a TokenStore whose next fail calls fail.
+type flakyStore struct {
+	TokenStore
+	fail  atomic.Int32
+	calls atomic.Int32
+}
+
+var errStoreDown = errors.New("store down")
+
+func (f *flakyStore) down() bool {
+	f.calls.Add(1)
+	return f.fail.Add(-1) >= 0
+}
+
+func (f *flakyStore) Load(ctx context.Context, key string) (string, time.Time, error) {
+	if f.down() {
+		return "", time.Time{}, errStoreDown
+	}
+	return f.TokenStore.Load(ctx, key)
+}
+
+func (f *flakyStore) CompareAndSwap(ctx context.Context, key, old, bearer string, at time.Time) (bool, error) {
+	if f.down() {
+		return false, errStoreDown
+	}
+	return f.TokenStore.CompareAndSwap(ctx, key, old, bearer, at)
+}
+
+// lockedBuffer is a log destination for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestTokenStoreUnavailable: without the store, pushes go on with a token
+// of the process's own; the outage is logged once, without the token, and
+// pushes ask the store again storeRetry later, storing that token then.
+func TestTokenStoreUnavailable(t *testing.T) {
+	clock := pushsimtest.NewClock(time.Now())
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
+	tk := newTestKey(t, sim)
+	store := &flakyStore{TokenStore: new(providertoken.Memory)}
+	store.fail.Store(1 << 20)
+	var log lockedBuffer
+	s := tk.sender(t, Config{Tokens: store, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	for range 3 {
+		wantDelivered(t, "push without the store", sendOne(s, sim))
+	}
+	own := s.bearerOf()
+	if n := store.calls.Load(); n != 1 {
+		t.Errorf("the store was asked %d times in storeRetry, want once", n)
+	}
+	if n := strings.Count(log.String(), "store unavailable"); n != 1 {
+		t.Errorf("the outage is logged %d times, want once:\n%s", n, log.String())
+	}
+	clock.Advance(storeRetry)
+	wantDelivered(t, "push, store still down", sendOne(s, sim))
+	if n := strings.Count(log.String(), "store unavailable"); n != 1 {
+		t.Errorf("the outage is logged %d times, want once:\n%s", n, log.String())
+	}
+
+	store.fail.Store(0)
+	clock.Advance(storeRetry)
+	wantDelivered(t, "push, store back", sendOne(s, sim))
+	if got, _, _ := store.Load(t.Context(), tk.name()); got != own || s.bearerOf() != own {
+		t.Error("the process's own token, young and seen by Apple, was not stored when the store came back")
+	}
+	if !strings.Contains(log.String(), "answers again") {
+		t.Errorf("the end of the outage is not logged:\n%s", log.String())
+	}
+	if strings.Contains(log.String(), own) {
+		t.Error("the log holds the provider token")
+	}
+}
+
+// TestTokenStoreUnavailableKeepsSharedToken: a store outage at renewal
+// keeps the deployment's token, past refreshAge, up to maxAge.
+func TestTokenStoreUnavailableKeepsSharedToken(t *testing.T) {
+	clock := pushsimtest.NewClock(time.Now())
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
+	tk := newTestKey(t, sim)
+	store := &flakyStore{TokenStore: new(providertoken.Memory)}
+	s := tk.sender(t, Config{Tokens: store, Now: clock.Now})
+	wantDelivered(t, "push", sendOne(s, sim))
+	shared := s.bearerOf()
+	store.fail.Store(1 << 20)
+	clock.Advance(refreshAge + time.Minute)
+	wantDelivered(t, "push past refreshAge", sendOne(s, sim))
+	if s.bearerOf() != shared {
+		t.Error("the shared token was dropped before maxAge")
+	}
+	clock.Advance(maxAge - refreshAge)
+	wantDelivered(t, "push past maxAge", sendOne(s, sim))
+	if s.bearerOf() == shared {
+		t.Error("a token past maxAge is still presented")
+	}
+}
+
+// TestTooManyProviderTokenUpdatesReloads: a process that signed a token of
+// its own while the store was away meets TooManyProviderTokenUpdates,
+// takes the deployment's token and the retry is delivered.
+func TestTooManyProviderTokenUpdatesReloads(t *testing.T) {
+	clock := pushsimtest.NewClock(time.Now())
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
+	tk := newTestKey(t, sim)
+	mem := new(providertoken.Memory)
+	a := tk.sender(t, Config{Tokens: mem, Now: clock.Now})
+	wantDelivered(t, "first process", sendOne(a, sim))
+	clock.Advance(time.Minute)
+	store := &flakyStore{TokenStore: mem}
+	store.fail.Store(1) // the second process's first load
+	b := tk.sender(t, Config{Tokens: store, Now: clock.Now})
+	wantDelivered(t, "second process", sendOne(b, sim))
+	if n := sim.Total("", 429, "TooManyProviderTokenUpdates"); n != 1 {
+		t.Errorf("%d TooManyProviderTokenUpdates, want the one that made it reload", n)
+	}
+	if b.bearerOf() != a.bearerOf() {
+		t.Error("the second process did not take the shared token")
+	}
+}
+
+// TestTooManyProviderTokenUpdatesNoLoop: when the stored token is the one
+// Apple refuses (signed outside the deployment), the push is Retrying
+// after one request: no retry with the same token, no new token.
+func TestTooManyProviderTokenUpdatesNoLoop(t *testing.T) {
+	clock := pushsimtest.NewClock(time.Now())
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
+	tk := newTestKey(t, sim)
+	store := new(providertoken.Memory)
+	a := tk.sender(t, Config{Tokens: store, Now: clock.Now})
+	wantDelivered(t, "first process", sendOne(a, sim))
+	clock.Advance(time.Minute)
+	issued := time.Unix(clock.Now().Unix(), 0)
+	outsider := tk.jwtAt(t, issued)
+	if ok, _ := store.CompareAndSwap(t.Context(), tk.name(), a.bearerOf(), outsider, issued); !ok {
+		t.Fatal("store refused the token")
+	}
+	b := tk.sender(t, Config{Tokens: store, Now: clock.Now})
+	for i := range 3 {
+		res := sendOne(b, sim)
+		if res.Outcome != outcome.Retrying || res.Status != 429 || res.Reason != "TooManyProviderTokenUpdates" {
+			t.Fatalf("push %d: %s %d %s (%v), want Retrying 429 TooManyProviderTokenUpdates", i, res.Outcome, res.Status, res.Reason, res.Err)
+		}
+	}
+	if n := sim.Total("", 0, ""); n != 4 {
+		t.Errorf("simulator answered %d requests, want 4: one for the first process, one per push", n)
+	}
+	if got, _, _ := store.Load(t.Context(), tk.name()); got != outsider {
+		t.Error("the refused token was replaced: Apple would refuse the new one too")
+	}
+}
+
+// TestStoredTokenOfAnotherKey: a stored token that does not verify with
+// the process's key (another key under the key id, or a damaged entry) is
+// replaced rather than presented.
+func TestStoredTokenOfAnotherKey(t *testing.T) {
+	sim := pushsimtest.Start(t, pushsim.Config{})
+	tk := newTestKey(t, sim)
+	other, err := pushsim.GenerateAPNsKey(tk.key.KeyID, tk.key.TeamID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := new(providertoken.Memory)
+	issued := time.Unix(time.Now().Unix(), 0)
+	foreign := (&testKey{key: other}).jwtAt(t, issued)
+	for name, bad := range map[string]string{"another key": foreign, "damaged": "not.a.jwt"} {
+		t.Run(name, func(t *testing.T) {
+			old, _, _ := store.Load(t.Context(), tk.name())
+			if ok, _ := store.CompareAndSwap(t.Context(), tk.name(), old, bad, issued); !ok {
+				t.Fatal("store refused the token")
+			}
+			var log lockedBuffer
+			s := tk.sender(t, Config{Tokens: store, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			wantDelivered(t, "push", sendOne(s, sim))
+			if got, _, _ := store.Load(t.Context(), tk.name()); got == bad || got != s.bearerOf() {
+				t.Error("the bad token was not replaced in the store")
+			}
+			if !strings.Contains(log.String(), "not this key's") || strings.Contains(log.String(), bad) {
+				t.Errorf("log:\n%s\nwant a warning without the token", log.String())
+			}
+		})
 	}
 }

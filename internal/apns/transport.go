@@ -38,7 +38,8 @@ const (
 
 // exchange is what the transport saw of one push that apns2's Response
 // does not carry: Apple's Retry-After header, the status even when the body
-// could not be read, and the provider token the push presented.
+// could not be read, and the provider token the push presented (the JWT,
+// without "bearer ").
 //
 // apns2.Client.PushWithContext builds the request and reads the answer
 // itself and exposes neither the response headers nor the request, so Send
@@ -56,7 +57,13 @@ type exchangeKey struct{}
 
 // transport is the HTTP/2 transport of one apns2 client (one app and
 // environment): a pool of long-lived HTTP/2 connections to the gateway,
-// with the exchange capture in front of it.
+// with the exchange capture and, for token authentication, the provider
+// token in front of it.
+//
+// The token is set here rather than by apns2, which signs a new one by
+// its own clock whenever the one it holds is 50 minutes old: a token of
+// its own that the rest of the deployment does not know is what Apple
+// refuses as TooManyProviderTokenUpdates.
 //
 // Each connection carries at most as many pushes as the server's
 // MAX_CONCURRENT_STREAMS allows (1000 at Apple). A push that finds every
@@ -74,6 +81,9 @@ type exchangeKey struct{}
 type transport struct {
 	h2       *http.Transport
 	maxConns int
+	// auth is the provider token's signer; nil for a client that
+	// authenticates with a certificate.
+	auth *signer
 
 	mu      sync.Mutex
 	addr    string // host:port of the gateway, set on first use
@@ -104,9 +114,9 @@ type conn struct {
 	settled atomic.Bool
 }
 
-// newTransport returns a gateway's transport; cert, when not nil, is the
-// client certificate it presents.
-func newTransport(roots *x509.CertPool, cert *tls.Certificate, maxConns int, idle time.Duration) *transport {
+// newTransport returns a gateway's transport. It authenticates with cert,
+// a client certificate, or with auth's provider token: one of them is nil.
+func newTransport(roots *x509.CertPool, cert *tls.Certificate, auth *signer, maxConns int, idle time.Duration) *transport {
 	if maxConns <= 0 {
 		maxConns = defaultMaxConns
 	}
@@ -119,7 +129,7 @@ func newTransport(roots *x509.CertPool, cert *tls.Certificate, maxConns int, idl
 	if cert != nil {
 		certs = []tls.Certificate{*cert}
 	}
-	return &transport{maxConns: maxConns, h2: &http.Transport{
+	return &transport{maxConns: maxConns, auth: auth, h2: &http.Transport{
 		Protocols: &protos,
 		TLSClientConfig: &tls.Config{
 			// nil is the system roots: Apple's servers.
@@ -145,8 +155,21 @@ func newTransport(roots *x509.CertPool, cert *tls.Certificate, maxConns int, idl
 // exchange without a lock.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	x, _ := req.Context().Value(exchangeKey{}).(*exchange)
-	if x != nil {
-		x.bearer = req.Header.Get("authorization")
+	if t.auth != nil {
+		bearer, err := t.auth.bearer(req.Context())
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		// A RoundTripper must not change its caller's request: the
+		// header goes on a copy.
+		r := *req
+		r.Header = req.Header.Clone()
+		r.Header.Set("authorization", "bearer "+bearer)
+		req = &r
+		if x != nil {
+			x.bearer = bearer
+		}
 	}
 	c, err := t.acquire(req.Context(), req.URL)
 	if err != nil {
