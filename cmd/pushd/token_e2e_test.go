@@ -113,7 +113,7 @@ func (p *pushdProcess) delivered() int {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for l := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(l, `pushd_pushes_total{app="default",outcome="delivered"} `); ok {
+		if v, ok := strings.CutPrefix(l, `pushd_pushes_total{app="default",outcome="delivered",reason=""} `); ok {
 			n, _ := strconv.Atoi(strings.TrimSpace(v))
 			return n
 		}
