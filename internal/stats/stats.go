@@ -56,12 +56,10 @@ func (c *Counters) Attempt(app, provider string, o outcome.Outcome, reason strin
 	add(&c.attempts, attemptKey{app, provider, o, reasonLabel(reason)}, 1)
 }
 
-// reasonLabel bounds a reason label's values to the providers' codes.
+// reasonLabel bounds a reason label's values to the providers' codes:
+// short identifiers; anything else (an error's text) is "other".
 func reasonLabel(reason string) string {
-	if reason == "" || len(reason) > 40 {
-		if reason == "" {
-			return ""
-		}
+	if len(reason) > 40 {
 		return "other"
 	}
 	for _, r := range reason {
