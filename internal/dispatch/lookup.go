@@ -40,7 +40,7 @@ func (p *Pipeline) lookup(ctx context.Context, a *attempt) error {
 		case st.Final():
 			// Settled on an earlier attempt (accepted, dead token,
 			// refused): never pushed again.
-			a.ledger.devices[d.ID].provider = string(d.Provider)
+			a.ledger.seen(d)
 			continue
 		}
 		a.pending = append(a.pending, d)

@@ -320,3 +320,163 @@ func TestRetryPolicy(t *testing.T) {
 		})
 	}
 }
+
+// fakeSender answers every device with answer(token), and records its
+// batches.
+type fakeSender struct {
+	answer  func(token string) Result
+	batches [][]string
+	short   bool
+}
+
+func (f *fakeSender) Send(_ context.Context, b *Batch) []Result {
+	var toks []string
+	out := make([]Result, len(b.Devices))
+	for i, d := range b.Devices {
+		toks = append(toks, d.Token)
+		out[i] = f.answer(d.Token)
+	}
+	f.batches = append(f.batches, toks)
+	if f.short {
+		return out[:len(out)-1]
+	}
+	return out
+}
+
+func TestSendStage(t *testing.T) {
+	ok := func(string) Result { return Result{Outcome: outcome.Delivered} }
+	d := func(tok, prov string) installations.Installation {
+		return installations.Installation{ID: tok, ClientID: "c", Provider: installations.Provider(prov), Token: tok}
+	}
+	for _, c := range []struct {
+		name    string
+		pending []installations.Installation
+		short   bool
+		want    []outcome.Outcome
+		batches map[string][][]string
+	}{
+		{name: "one batch per provider, in order",
+			pending: []installations.Installation{d("a1", "x"), d("b1", "y"), d("a2", "x")},
+			want:    []outcome.Outcome{outcome.Delivered, outcome.Delivered, outcome.Delivered},
+			batches: map[string][][]string{"x": {{"a1", "a2"}}, "y": {{"b1"}}}},
+		{name: "no sender for the provider",
+			pending: []installations.Installation{d("a1", "x"), d("z1", "z")},
+			want:    []outcome.Outcome{outcome.Delivered, outcome.NoCredentials},
+			batches: map[string][][]string{"x": {{"a1"}}}},
+		{name: "a sender that lost an answer: retried, not lost", short: true,
+			pending: []installations.Installation{d("a1", "x"), d("a2", "x")},
+			want:    []outcome.Outcome{outcome.Delivered, outcome.Retrying},
+			batches: map[string][][]string{"x": {{"a1", "a2"}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			senders := map[string]*fakeSender{"x": {answer: ok, short: c.short}, "y": {answer: ok}}
+			p, a, _ := newAttempt(t, job("c"), nil, nil, nil)
+			p.cfg.Senders = map[string]Sender{"x": senders["x"], "y": senders["y"]}
+			a.pending = c.pending
+			if err := p.send(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			var got []outcome.Outcome
+			for _, r := range a.results {
+				got = append(got, r.Outcome)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("results %v, want %v", got, c.want)
+			}
+			for name, s := range senders {
+				if want := c.batches[name]; len(want) != len(s.batches) || (len(want) > 0 && !slices.Equal(want[0], s.batches[0])) {
+					t.Errorf("%s got batches %v, want %v", name, s.batches, want)
+				}
+			}
+		})
+	}
+}
+
+type markingRegistry struct {
+	fakeRegistry
+	marks map[string][]string // provider/reason -> tokens
+}
+
+func (m *markingRegistry) MarkInvalid(_ context.Context, _, provider, reason string, tokens []string, _ time.Time) (int64, error) {
+	m.marks[provider+"/"+reason] = append(m.marks[provider+"/"+reason], tokens...)
+	return int64(len(tokens)), nil
+}
+
+func TestRecordStage(t *testing.T) {
+	d := func(tok, prov string) installations.Installation {
+		return installations.Installation{ID: tok, ClientID: "c-" + tok, Provider: installations.Provider(prov), Token: tok}
+	}
+	for _, c := range []struct {
+		name    string
+		results []Result
+		last    bool
+		want    map[string]string
+		marks   map[string][]string
+	}{
+		{name: "answers recorded, dead tokens marked per provider and reason",
+			results: []Result{{Outcome: outcome.Delivered}, {Outcome: outcome.InvalidToken, Reason: "Unregistered"}, {Outcome: outcome.InvalidToken, Reason: "Unregistered"}, {Outcome: outcome.InvalidToken, Reason: "UNREGISTERED"}},
+			want:    map[string]string{"c-t0/t0": "delivered", "c-t1/t1": "invalid_token", "c-t2/t2": "invalid_token", "c-t3/t3": "invalid_token"},
+			marks:   map[string][]string{"x/Unregistered": {"t1", "t2"}, "y/UNREGISTERED": {"t3"}}},
+		{name: "transient left retrying",
+			results: []Result{{Outcome: outcome.Retrying}, {Outcome: outcome.Rejected}, {Outcome: outcome.Delivered}, {Outcome: outcome.AuthError}},
+			want:    map[string]string{"c-t0/t0": "retrying", "c-t1/t1": "rejected", "c-t2/t2": "delivered", "c-t3/t3": "auth_error"},
+			marks:   map[string][]string{}},
+		{name: "transient on the last attempt: failed",
+			results: []Result{{Outcome: outcome.Retrying}, {Outcome: outcome.Delivered}, {Outcome: outcome.Delivered}, {Outcome: outcome.Delivered}},
+			last:    true,
+			want:    map[string]string{"c-t0/t0": "failed", "c-t1/t1": "delivered", "c-t2/t2": "delivered", "c-t3/t3": "delivered"},
+			marks:   map[string][]string{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reg := &markingRegistry{marks: make(map[string][]string)}
+			fr := &fakeRecord{}
+			p, err := New(Config{Mutes: fakeMutes{}, Registry: reg, Deliveries: fr, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := p.begin(context.Background(), job("c"), App{}, c.last)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.pending = []installations.Installation{d("t0", "x"), d("t1", "x"), d("t2", "x"), d("t3", "y")}
+			a.results = c.results
+			if err := p.record(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			if got := recorded(fr); !maps.Equal(got, c.want) {
+				t.Errorf("recorded %v, want %v", got, c.want)
+			}
+			if !maps.EqualFunc(reg.marks, c.marks, slices.Equal) {
+				t.Errorf("marked %v, want %v", reg.marks, c.marks)
+			}
+			if len(fr.recorded) != len(a.pending) {
+				t.Errorf("%d rows written for %d devices: want one batch, one row each", len(fr.recorded), len(a.pending))
+			}
+		})
+	}
+}
+
+func TestClaimStage(t *testing.T) {
+	p, a, fr := newAttempt(t, job("a", "b"), []installations.Delivery{dev("a1", "a")}, nil, nil)
+	a.ledger.settleRecipient("b", outcome.NoDevice, whyNeverRegistered, whyNeverRegistered)
+	a.pending = []installations.Installation{{ID: "a1", ClientID: "a"}, {ID: "a2", ClientID: "a"}}
+	if err := p.claim(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	// One batch: the recipient settled so far and both devices in flight.
+	want := map[string]string{"b": "no_device", "a/a1": "retrying", "a/a2": "retrying"}
+	if got := recorded(fr); !maps.Equal(got, want) || len(fr.recorded) != 3 || a.done {
+		t.Errorf("claimed %v (%d rows, done %v), want %v in one batch", got, len(fr.recorded), a.done, want)
+	}
+	for _, r := range fr.recorded {
+		if r.InstallationID != "" && r.Reason != reasonSending {
+			t.Errorf("claim %+v, want reason %q", r, reasonSending)
+		}
+	}
+
+	// Nothing to push: the attempt ends after the claim.
+	p, a, _ = newAttempt(t, job("a"), nil, nil, nil)
+	if err := p.claim(context.Background(), a); err != nil || !a.done {
+		t.Errorf("claim with nothing pending: err %v done %v, want done", err, a.done)
+	}
+}

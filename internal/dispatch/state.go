@@ -185,6 +185,13 @@ func (l *ledger) unsettledDevices(c string) []*entry {
 	return out
 }
 
+// seen notes d's provider for the report, without moving its row.
+func (l *ledger) seen(d installations.Installation) {
+	if e := l.devices[d.ID]; e != nil {
+		e.provider = string(d.Provider)
+	}
+}
+
 // settleRecipient writes c's recipient row, if the table allows it.
 func (l *ledger) settleRecipient(c string, o outcome.Outcome, reason, why string) bool {
 	var from outcome.Outcome
