@@ -75,7 +75,7 @@ worker.shutdown_timeout for the jobs in flight.`,
 					fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 					fx.Provide(
 						openDB, newCounters,
-						installations.NewStore, installations.NewDeliveries, mute.NewStore,
+						installations.NewStore, installations.NewDeliveries, installations.NewDeliveryPruner, mute.NewStore,
 						newAPNs, newFCM, newPipeline, newRedis, newEnqueuer,
 						newAPI,
 					),
@@ -333,85 +333,10 @@ func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Han
 	})
 }
 
-// deliveryRetention is how long delivery records are kept. They are the
-// trace an operator reads (GET /v1/messages/{id}) and the idempotency
-// record that keeps a retried job from pushing a device twice, so they must
-// outlive the longest life of a message on the queue: pushjob.MaxRetry (12)
-// retries with backoff capped at 5 minutes, plus asynq's retention of the
-// finished task id (pushjob.Retention, 24 h), within which the same message
-// is refused as a duplicate. A week covers that many times over and leaves
-// an operator days to look into a complaint.
-const deliveryRetention = 7 * 24 * time.Hour
-
-// pruneInterval is how often delivery records past deliveryRetention are
-// deleted.
-const pruneInterval = time.Hour
-
-// pruner deletes delivery records older than a cut-off
-// (installations.Deliveries).
-type pruner interface {
-	Prune(ctx context.Context, before time.Time) (int64, error)
-}
-
-// pruneLoop deletes old delivery records at start and then every interval,
-// until stopped.
-type pruneLoop struct {
-	del      pruner
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
-	cancel   context.CancelFunc
-	done     chan struct{}
-}
-
-func startPruner(lc fx.Lifecycle, log *slog.Logger, del *installations.Deliveries) {
-	p := &pruneLoop{del: del, log: log, now: time.Now, interval: pruneInterval}
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { p.start(); return nil },
-		OnStop:  p.stop,
-	})
-}
-
-func (p *pruneLoop) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan struct{})
-	go func() {
-		defer close(p.done)
-		t := time.NewTicker(p.interval)
-		defer t.Stop()
-		for {
-			p.prune(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-}
-
-// stop ends the loop, cancelling a prune in progress, and waits for it
-// until ctx ends.
-func (p *pruneLoop) stop(ctx context.Context) error {
-	p.cancel()
-	select {
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *pruneLoop) prune(ctx context.Context) {
-	n, err := p.del.Prune(ctx, p.now().Add(-deliveryRetention))
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// Stopping: the next start prunes.
-	case err != nil:
-		p.log.Warn("prune delivery records", "err", err)
-	case n > 0:
-		p.log.Info("pruned delivery records", "count", n, "older_than", deliveryRetention)
-	}
+// startPruner deletes delivery records past their retention while pushd
+// serves.
+func startPruner(lc fx.Lifecycle, p *installations.DeliveryPruner) {
+	lc.Append(fx.StartStopHook(p.Start, p.Stop))
 }
 
 // asynqLogger sends asynq's own log lines to slog.
