@@ -75,11 +75,12 @@ worker.shutdown_timeout for the jobs in flight.`,
 					fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 					fx.Provide(
 						openDB, newCounters,
-						installations.NewStore, installations.NewDeliveries, installations.NewDeliveryPruner, mute.NewStore,
+						installations.NewStore, installations.NewDeliveries, installations.NewDeliveryPruner,
+						mute.NewStore, mute.NewPruner,
 						newAPNs, newFCM, newPipeline, newRedis, newEnqueuer,
 						newAPI,
 					),
-					fx.Invoke(startWorkers, startHTTP, startPruner),
+					fx.Invoke(startWorkers, startHTTP, startPruners),
 				)
 				if err := app.Err(); err != nil {
 					// fx wraps a constructor's error in the whole chain of
@@ -333,10 +334,11 @@ func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Han
 	})
 }
 
-// startPruner deletes delivery records past their retention while pushd
-// serves.
-func startPruner(lc fx.Lifecycle, p *installations.DeliveryPruner) {
-	lc.Append(fx.StartStopHook(p.Start, p.Stop))
+// startPruners deletes delivery records past their retention and mutes
+// that ended while pushd serves.
+func startPruners(lc fx.Lifecycle, deliveries *installations.DeliveryPruner, mutes *mute.Pruner) {
+	lc.Append(fx.StartStopHook(deliveries.Start, deliveries.Stop))
+	lc.Append(fx.StartStopHook(mutes.Start, mutes.Stop))
 }
 
 // asynqLogger sends asynq's own log lines to slog.
