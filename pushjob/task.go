@@ -43,8 +43,9 @@ const (
 	// failures; with the worker's backoff that covers hours of provider
 	// trouble.
 	MaxRetry = 12
-	// Timeout bounds one attempt; a fan-out too large for it is split
-	// into child jobs.
+	// Timeout bounds one attempt of a job, whose fan-out is at most
+	// MaxRecipients: pushd does not split jobs, so an IM server sends a
+	// larger one as several.
 	Timeout = 2 * time.Minute
 	// Retention is how long a finished task is kept, and so how long its
 	// message id stays taken: the same message enqueued again within it

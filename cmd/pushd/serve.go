@@ -77,11 +77,12 @@ worker.shutdown_timeout for the jobs in flight.`,
 					fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 					fx.Provide(
 						openDB, newCounters,
-						installations.NewStore, installations.NewDeliveries, mute.NewStore,
+						installations.NewStore, installations.NewDeliveries, newDeliveryPruner,
+						mute.NewStore, mute.NewPruner,
 						newAPNs, newFCM, newPipeline, newRedis, newEnqueuer,
 						newAPI,
 					),
-					fx.Invoke(startWorkers, startHTTP, startPruner),
+					fx.Invoke(startWorkers, startHTTP, startPruners),
 				)
 				if err := app.Err(); err != nil {
 					// fx wraps a constructor's error in the whole chain of
@@ -351,77 +352,17 @@ func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Han
 	})
 }
 
-// pruneInterval is how often delivery records past their retention
-// (database.delivery_retention, checked at start to outlive any job) are
-// deleted.
-const pruneInterval = time.Hour
-
-// pruner deletes delivery records older than a cut-off
-// (installations.Deliveries).
-type pruner interface {
-	Prune(ctx context.Context, before time.Time) (int64, error)
+// newDeliveryPruner prunes delivery records past the configured
+// retention, which config has checked outlives any job.
+func newDeliveryPruner(cfg *config.Config, d *installations.Deliveries, log *slog.Logger) *installations.DeliveryPruner {
+	return installations.NewDeliveryPruner(d, cfg.Database.DeliveryRetention, log)
 }
 
-// pruneLoop deletes old delivery records at start and then every interval,
-// until stopped.
-type pruneLoop struct {
-	del       pruner
-	retention time.Duration
-	log       *slog.Logger
-	now       func() time.Time
-	interval  time.Duration
-	cancel    context.CancelFunc
-	done      chan struct{}
-}
-
-func startPruner(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, del *installations.Deliveries) {
-	p := &pruneLoop{del: del, retention: cfg.Database.DeliveryRetention, log: log, now: time.Now, interval: pruneInterval}
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { p.start(); return nil },
-		OnStop:  p.stop,
-	})
-}
-
-func (p *pruneLoop) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan struct{})
-	go func() {
-		defer close(p.done)
-		t := time.NewTicker(p.interval)
-		defer t.Stop()
-		for {
-			p.prune(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-}
-
-// stop ends the loop, cancelling a prune in progress, and waits for it
-// until ctx ends.
-func (p *pruneLoop) stop(ctx context.Context) error {
-	p.cancel()
-	select {
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *pruneLoop) prune(ctx context.Context) {
-	n, err := p.del.Prune(ctx, p.now().Add(-p.retention))
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// Stopping: the next start prunes.
-	case err != nil:
-		p.log.Warn("prune delivery records", "err", err)
-	case n > 0:
-		p.log.Info("pruned delivery records", "count", n, "older_than", p.retention)
-	}
+// startPruners deletes delivery records past their retention and mutes
+// that ended while pushd serves.
+func startPruners(lc fx.Lifecycle, deliveries *installations.DeliveryPruner, mutes *mute.Pruner) {
+	lc.Append(fx.StartStopHook(deliveries.Start, deliveries.Stop))
+	lc.Append(fx.StartStopHook(mutes.Start, mutes.Stop))
 }
 
 // asynqLogger sends asynq's own log lines to slog.

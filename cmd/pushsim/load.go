@@ -17,9 +17,9 @@ import (
 
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
-	"golang.org/x/net/http2"
 
 	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/internal/pushsim/simclient"
 )
 
 func loadCommand() *command {
@@ -120,7 +120,7 @@ func runLoad(ctx context.Context, c *cli, sp loadSpec) error {
 	for i := range clients {
 		cl := apns2.NewTokenClient(tok)
 		cl.Host = sp.url
-		cl.HTTPClient.Transport.(*http2.Transport).TLSClientConfig = &tls.Config{RootCAs: sp.roots}
+		cl.HTTPClient.Transport = simclient.APNsTransport(sp.roots, tls.Certificate{})
 		clients[i] = cl
 	}
 	// A 200-byte payload, as the h2load figure uses.

@@ -361,13 +361,6 @@ func (t *transport) CloseIdleConnections() {
 	t.signal()
 }
 
-// conns reports how many connections the pool holds (for tests).
-func (t *transport) openConns() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.conns)
-}
-
 func hostPort(u *url.URL) string {
 	if u.Port() != "" {
 		return u.Host

@@ -197,8 +197,8 @@ func (d *Deliveries) Trace(ctx context.Context, app, messageID string) ([]Delive
 }
 
 // Prune deletes records older than before and reports how many went.
-// Once a message's retries are over its records are only a trace, so the
-// retention is the operator's choice.
+// DeliveryPruner calls it with a cut-off its retention ago, which a
+// message's records must outlive (database.delivery_retention).
 func (d *Deliveries) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if before.IsZero() {
 		return 0, errors.New("installations: prune: a cut-off time is required")

@@ -24,6 +24,7 @@ var conformance = []storagetest.Case{
 	{Name: "Expiry", Test: testExpiry},
 	{Name: "ActiveManyClients", Test: testActiveMany},
 	{Name: "InvalidWritesNothing", Test: testInvalidWritesNothing},
+	{Name: "Prune", Test: testPrune},
 }
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -177,6 +178,71 @@ func testInvalidWritesNothing(t *testing.T, db *storage.DB) {
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM mutes").Scan(&n); err != nil || n != 0 {
 		t.Errorf("rows after invalid Set: %d, %v", n, err)
+	}
+}
+
+// Prune deletes the mutes that ended, of every app, and no other; what
+// List and Active answer does not change.
+func testPrune(t *testing.T, db *storage.DB) {
+	ctx := context.Background()
+	s := mute.NewStore(db)
+	mustSet(t, s, mute.Mute{AppID: "default", ClientID: "forever", ConversationID: "c"}, t0)
+	mustSet(t, s, mute.Mute{AppID: "default", ClientID: "minute", ConversationID: "c", Until: ptr(t0.Add(time.Minute))}, t0)
+	mustSet(t, s, mute.Mute{AppID: "other", ClientID: "minute", ConversationID: "c", Until: ptr(t0.Add(time.Minute + time.Millisecond))}, t0)
+	mustSet(t, s, mute.Mute{AppID: "default", ClientID: "hour", ConversationID: "c", Until: ptr(t0.Add(time.Hour))}, t0)
+	clients := []string{"forever", "minute", "hour"}
+	stored := func() []string {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, "SELECT app_id, client_id FROM mutes ORDER BY app_id, client_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var app, client string
+			if err := rows.Scan(&app, &client); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, app+"/"+client)
+		}
+		return out
+	}
+
+	for _, tc := range []struct {
+		at     time.Time
+		pruned int64
+		left   []string
+	}{
+		// Nothing has ended yet.
+		{t0.Add(time.Minute - time.Millisecond), 0, []string{"default/forever", "default/hour", "default/minute", "other/minute"}},
+		// until is exclusive: a mute until t has ended at t.
+		{t0.Add(time.Minute), 1, []string{"default/forever", "default/hour", "other/minute"}},
+		{t0.Add(2 * time.Minute), 1, []string{"default/forever", "default/hour"}},
+		{t0.Add(2 * time.Minute), 0, []string{"default/forever", "default/hour"}},
+		{t0.Add(48 * time.Hour), 1, []string{"default/forever"}},
+	} {
+		before, err := s.Active(ctx, "default", "c", clients, tc.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.Prune(ctx, tc.at)
+		if err != nil || n != tc.pruned {
+			t.Errorf("Prune at %v = %d, %v; want %d", tc.at.Sub(t0), n, err, tc.pruned)
+		}
+		if got := stored(); !slices.Equal(got, tc.left) {
+			t.Errorf("after Prune at %v: %v stored, want %v", tc.at.Sub(t0), got, tc.left)
+		}
+		after, err := s.Active(ctx, "default", "c", clients, tc.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.EqualFunc(before, after, func(a, b mute.Mute) bool { return equal([]mute.Mute{a}, []mute.Mute{b}) }) {
+			t.Errorf("Active at %v changed with Prune: %v, then %v", tc.at.Sub(t0), before, after)
+		}
+	}
+	if _, err := s.Prune(ctx, time.Time{}); err == nil {
+		t.Error("Prune at the zero time succeeded")
 	}
 }
 

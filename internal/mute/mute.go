@@ -16,7 +16,8 @@ type Mute struct {
 	ClientID       string `json:"client_id"`
 	ConversationID string `json:"conversation_id"`
 	// Until ends the mute; nil mutes until the client unmutes. A mute
-	// past its end is ignored, so nothing needs to sweep it away.
+	// past its end is ignored from then on, whether or not Pruner has
+	// deleted it yet.
 	Until *time.Time `json:"until"`
 	// AllowMentions lets a message through when it @-mentions the client
 	// or everyone.

@@ -2,6 +2,7 @@ package mute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 // Store keeps mutes in the database.
 type Store struct {
 	db *storage.DB
-	q  struct{ set, del, list, active string }
+	q  struct{ set, del, list, active, prune string }
 }
 
 // NewStore returns a store over db, which must be migrated.
@@ -32,6 +33,7 @@ func NewStore(db *storage.DB) *Store {
 		ORDER BY conversation_id`)
 	s.q.active = db.Rebind(`SELECT app_id, client_id, conversation_id, until, allow_mentions, created_at FROM mutes
 		WHERE app_id = ? AND conversation_id = ? AND (until IS NULL OR until > ?) AND client_id ` + inList)
+	s.q.prune = db.Rebind(`DELETE FROM mutes WHERE until <= ?`)
 	return s
 }
 
@@ -53,7 +55,7 @@ func (s *Store) Set(ctx context.Context, m Mute, now time.Time) error {
 }
 
 // Delete unmutes, or returns ErrNotFound. An expired mute that is still
-// stored is deleted like any other.
+// stored (Prune has not yet deleted it) is deleted like any other.
 func (s *Store) Delete(ctx context.Context, app, client, conv string) error {
 	res, err := s.db.ExecContext(ctx, s.q.del, app, client, conv)
 	if err != nil {
@@ -91,6 +93,24 @@ func (s *Store) Active(ctx context.Context, app, conv string, clients []string, 
 		return nil, fmt.Errorf("mute: active in %s for %d clients: %w", conv, len(clients), err)
 	}
 	return out, nil
+}
+
+// Prune deletes every app's mutes that ended at or before now and reports
+// how many went. List and Active ignore such mutes already, so pruning
+// changes no answer: it keeps the table to the mutes that can still matter.
+func (s *Store) Prune(ctx context.Context, now time.Time) (int64, error) {
+	if now.IsZero() {
+		return 0, errors.New("mute: prune: a time is required")
+	}
+	res, err := s.db.ExecContext(ctx, s.q.prune, s.db.Time(now))
+	if err != nil {
+		return 0, fmt.Errorf("mute: prune: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("mute: prune: %w", err)
+	}
+	return n, nil
 }
 
 func (s *Store) query(ctx context.Context, each func(Mute), query string, args ...any) error {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
+	"github.com/pushd/pushd/internal/pushsim/simclient"
 )
 
 const topic = "com.example.chat"
@@ -176,7 +177,7 @@ func TestAPNsRejectsBadRequests(t *testing.T) {
 // rawAPNs sends what apns2 cannot: an empty body or a bad expiration.
 func rawAPNs(t *testing.T, sim *pushsim.Sim, bearer, path string, hdr map[string]string, body string) (int, string, http.Header) {
 	t.Helper()
-	hc := &http.Client{Transport: &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: sim.CA().Pool()}}}
+	hc := &http.Client{Transport: simclient.APNsTransport(sim.CA().Pool(), tls.Certificate{})}
 	req, err := http.NewRequest(http.MethodPost, sim.APNsURL(pushsim.Production)+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

@@ -285,13 +285,6 @@ func (c *Control) do(ctx context.Context, method, path string, body, out any, ok
 	return resp.StatusCode, fmt.Errorf("pushsim control: %s %s: %s: %s", method, path, resp.Status, e.Error)
 }
 
-// Info reports the simulator's addresses.
-func (c *Control) Info(ctx context.Context) (Info, error) {
-	var in Info
-	_, err := c.do(ctx, http.MethodGet, "/v1/info", nil, &in, http.StatusOK)
-	return in, err
-}
-
 // Counts reports the answers by listener, status and reason.
 func (c *Control) Counts(ctx context.Context) ([]Count, error) {
 	var r countsReply
@@ -346,12 +339,6 @@ func (c *Control) Faults(ctx context.Context) ([]Fault, error) {
 	var r faultsReply
 	_, err := c.do(ctx, http.MethodGet, "/v1/faults", nil, &r, http.StatusOK)
 	return r.Faults, err
-}
-
-// ClearFaults removes every rule.
-func (c *Control) ClearFaults(ctx context.Context) error {
-	_, err := c.do(ctx, http.MethodDelete, "/v1/faults", nil, nil, http.StatusNoContent)
-	return err
 }
 
 // Mint asks the simulator for tokens; query holds provider, fate, env,

@@ -283,9 +283,6 @@ func (s *Sim) CA() *CA { return s.ca }
 // Minter mints tokens with this simulator's seed.
 func (s *Sim) Minter() Minter { return s.minter }
 
-// Seed is the token-minting seed.
-func (s *Sim) Seed() string { return s.cfg.Seed }
-
 // Counts reports how many requests each listener answered, by status and reason.
 func (s *Sim) Counts() []Count { return s.rec.snapshot() }
 

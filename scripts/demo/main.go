@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,7 +85,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	apiToken := randomHex(16)
+	apiToken := rand.Text() // 26 characters, 130 random bits
 	listen := freePort()
 	cfg := fmt.Sprintf(`# Written by make demo: pushd against pushsim, SQLite beside Redis.
 listen: %s
@@ -260,12 +259,6 @@ func freePort() string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func command(ctx context.Context, name string, args ...string) *exec.Cmd {

@@ -7,14 +7,15 @@ package simclient
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
 	firebase "firebase.google.com/go/v4"
 	"firebase.google.com/go/v4/messaging"
 	"github.com/sideshow/apns2"
-	"golang.org/x/net/http2"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 	"google.golang.org/api/option"
@@ -23,15 +24,37 @@ import (
 )
 
 // APNs makes c talk to sim's gateway for env and trust sim's CA, keeping
-// any client certificate already configured.
+// the client certificate c was made with, if any.
 func APNs(c *apns2.Client, sim *pushsim.Sim, env pushsim.Env) *apns2.Client {
 	c.Host = sim.APNsURL(env)
-	tr := c.HTTPClient.Transport.(*http2.Transport)
-	if tr.TLSClientConfig == nil {
-		tr.TLSClientConfig = &tls.Config{}
-	}
-	tr.TLSClientConfig.RootCAs = sim.CA().Pool()
+	c.HTTPClient.Transport = APNsTransport(sim.CA().Pool(), c.Certificate)
 	return c
+}
+
+// APNsTransport is an HTTP/2 transport such as apns2 makes for its clients
+// (the same dial timeout, keep-alive and pings on an idle connection), but
+// net/http's own rather than x/net's deprecated http2.Transport. It trusts
+// roots and presents cert, unless cert is empty (token authentication).
+func APNsTransport(roots *x509.CertPool, cert tls.Certificate) *http.Transport {
+	cfg := &tls.Config{RootCAs: roots}
+	if len(cert.Certificate) > 0 {
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP2(true) // APNs speaks HTTP/2 only
+	d := &net.Dialer{Timeout: apns2.TLSDialTimeout, KeepAlive: apns2.TCPKeepAlive}
+	return &http.Transport{
+		DialContext:         d.DialContext,
+		TLSClientConfig:     cfg,
+		TLSHandshakeTimeout: apns2.TLSDialTimeout,
+		Protocols:           &protocols,
+		HTTP2:               &http.HTTP2Config{SendPingTimeout: apns2.ReadIdleTimeout},
+		// One dial at a time: until the first connection is up, net/http
+		// does not know it will be HTTP/2 and would dial one for every
+		// request waiting. For HTTP/2 this limits only dials in progress,
+		// not connections.
+		MaxConnsPerHost: 1,
+	}
 }
 
 // FCM is a Firebase messaging client wired to a simulator.
@@ -57,7 +80,7 @@ func NewFCM(ctx context.Context, sim *pushsim.Sim, saJSON []byte, project string
 	}
 	// x/oauth2 fetches tokens with the client found in this context.
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, hc)
-	creds, err := google.CredentialsFromJSON(tctx, saJSON, pushsim.ScopeFirebaseMessaging)
+	creds, err := google.CredentialsFromJSONWithType(tctx, saJSON, google.ServiceAccount, pushsim.ScopeFirebaseMessaging)
 	if err != nil {
 		return nil, fmt.Errorf("simclient: service account: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -116,7 +115,8 @@ func PostgresSchemaDSN(t testing.TB) string {
 	}
 	t.Cleanup(func() { admin.Close() })
 
-	schema := "pushd_test_" + randomHex(8)
+	// Lower case, which PostgreSQL folds unquoted names to anyway.
+	schema := "pushd_test_" + strings.ToLower(rand.Text())
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
@@ -161,13 +161,6 @@ func withSearchPath(dsn, schema string) string {
 		}
 	}
 	return dsn + " search_path=" + schema
-}
-
-// redact hides a password in dsn, for messages.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Exec runs statements on db, failing the test on error; for fixtures.
