@@ -28,7 +28,7 @@ func classify(status int, reason string) outcome.Outcome {
 	}
 	switch reason {
 	// The token is dead. A BadDeviceToken may instead mean the token
-	// belongs to the other environment: the dispatcher (sendAPNs) tries
+	// belongs to the other environment: BatchSender (batch.go) tries
 	// that environment once before marking the token.
 	case apns2.ReasonUnregistered, // 410
 		apns2.ReasonExpiredToken,           // 410

@@ -231,8 +231,8 @@ func (s *Sender) Project(appID string) (string, bool) {
 
 // Send sends m for appID and classifies the answer. An app without FCM
 // credentials is NoCredentials. It is one request: a job's devices are
-// sent to by calling Send from a bounded number of goroutines (the
-// dispatcher's fan-out), which measured faster than the SDK's SendEach
+// sent to by calling Send from a bounded number of goroutines
+// (BatchSender's fan-out), which measured faster than the SDK's SendEach
 // (BenchmarkFanOut).
 func (s *Sender) Send(ctx context.Context, appID string, m *messaging.Message) Result {
 	a := s.apps[appID]
