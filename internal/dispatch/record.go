@@ -34,10 +34,9 @@ func (p *Pipeline) record(ctx context.Context, a *attempt) error {
 		res := a.results[i]
 		w := ""
 		if res.Outcome == outcome.Retrying && giveUp {
-			res.Outcome, w = outcome.Failed, why
-			if why == whyThrottled {
-				res.Reason = whyThrottled + ": " + res.Reason
-			}
+			// The trace says why the retries ended, then the last
+			// answer: "throttled: TooManyRequests".
+			res.Outcome, res.Reason, w = outcome.Failed, why+": "+res.Reason, why
 		}
 		a.ledger.moveDevice(d, res, w)
 	}
