@@ -50,6 +50,11 @@ func (p *Pipeline) begin(ctx context.Context, job pushjob.Job, app App, last boo
 	if err != nil {
 		return nil, err
 	}
+	if job.Timestamp.IsZero() {
+		// No timestamp came with the job: its TTL and the retry bounds
+		// count from its first attempt, which its record keeps.
+		job.Timestamp = l.since(now)
+	}
 	a := &attempt{job: job, app: app, now: now, last: last, ledger: l}
 	for _, c := range job.Recipients {
 		if !l.recipientSettled(c) {

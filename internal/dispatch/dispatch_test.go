@@ -208,6 +208,9 @@ func withConfig(f func(*dispatch.Config)) option { return func(w *world) { f(&w.
 // withParallel bounds each Sender's pushes in flight.
 func withParallel(n int) option { return func(w *world) { w.parallel = n } }
 
+// withClock sets the pipeline's clock.
+func withClock(now func() time.Time) option { return func(w *world) { w.cfg.Now = now } }
+
 // withoutAPNs leaves APNs without a Sender.
 func withoutAPNs() option { return func(w *world) { w.noAPNs = true } }
 

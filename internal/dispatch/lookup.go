@@ -14,6 +14,8 @@ import (
 const (
 	whyNeverRegistered = "never_registered"
 	whyAllInvalid      = "all_invalid"
+	// whyUnregistered: a device waiting for a retry left the registry.
+	whyUnregistered = "unregistered"
 )
 
 // lookup finds the valid devices of the recipients still open, in one
@@ -53,7 +55,7 @@ func (p *Pipeline) lookup(ctx context.Context, a *attempt) error {
 		for _, e := range a.ledger.unsettledDevices(c) {
 			if !valid[e.row.InstallationID] {
 				d := installations.Installation{ID: e.row.InstallationID, ClientID: c}
-				a.ledger.moveDevice(d, Result{Outcome: outcome.NoDevice, Reason: "unregistered or invalid since an earlier attempt"}, whyAllInvalid)
+				a.ledger.moveDevice(d, Result{Outcome: outcome.NoDevice, Reason: whyUnregistered + ": removed, moved or invalid since an earlier attempt"}, whyUnregistered)
 			}
 		}
 		if !withDevice[c] && !a.ledger.onRecord(c) {

@@ -26,9 +26,10 @@ func (p *Pipeline) record(ctx context.Context, a *attempt) error {
 
 	giveUp, why := p.cfg.Retry.decide(a)
 	for i, d := range a.pending {
-		if errs.unmarked[i] {
+		if errs.unmarked[i] && !a.last {
 			// Left as claimed, so the retry tries the token, and
-			// marking it, again.
+			// marking it, again. The budget's last attempt records
+			// the answer: the token's next push marks it.
 			continue
 		}
 		res := a.results[i]

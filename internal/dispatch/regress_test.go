@@ -209,3 +209,34 @@ func TestRegressionRetryingCountedOnce(t *testing.T) {
 		t.Errorf("delivered counted %d times, want once", got)
 	}
 }
+
+// A job enqueued without a timestamp (by an IM server that writes its own
+// tasks rather than through pushjob.NewTask) counts its TTL and the retry
+// bounds from its first attempt, which its record keeps, not from each
+// attempt anew: found in review, after defect 2's fix.
+func TestRegressionUnstampedJobKeepsItsTTL(t *testing.T) {
+	clock := t0
+	w := newWorld(t, withClock(func() time.Time { return clock }))
+	w.iphone("iphone-alice", "alice", installations.Production, 1)
+	w.apns.answer = func(r apns.Request, n int) apns.Result {
+		if n == 0 {
+			return apns.Result{Outcome: outcome.Retrying, Status: 503, Reason: "ServiceUnavailable"}
+		}
+		return apns.Result{}
+	}
+	raw := []byte(`{"message_id":"m1","conversation_id":"conv-1","recipients":["alice"],"ttl_seconds":60}`)
+	wk, _ := newWorker(w)
+	if err := wk.ProcessTask(context.Background(), task(t, raw)); err == nil {
+		t.Fatal("first attempt: want a retry")
+	}
+	clock = t0.Add(2 * time.Minute)
+	if err := wk.ProcessTask(context.Background(), task(t, raw)); err != nil {
+		t.Fatalf("second attempt, past the TTL: %v", err)
+	}
+	if n := len(w.apns.to(apnsToken(1))); n != 1 {
+		t.Errorf("alice was pushed %d times; past its TTL the retry must not push", n)
+	}
+	if tr := w.trace("m1"); tr["alice/iphone-alice"] != "expired" {
+		t.Errorf("trace %v, want alice's device expired", tr)
+	}
+}

@@ -19,9 +19,11 @@ import (
 // every device left was throttled (APNs 429, FCM QUOTA_EXCEEDED), waiting
 // is the cure: the retry waits the Retry-After but at least ThrottleFloor,
 // and spends no budget; it is still bounded, for a job the provider keeps
-// throttling past its expiry, or past MaxWait after its message was sent,
-// ends with those devices failed, reason throttled. No answer produces a
-// hot loop.
+// throttling past its expiry ends with those devices failed, reason
+// throttled. No retry of any kind is made past MaxWait after the job's
+// message: the delivery records that keep a device from getting a message
+// twice must outlive the job (config checks its retention against it). No
+// answer produces a hot loop.
 type RetryPolicy struct {
 	// ThrottleFloor is the least wait after throttling; zero is a minute.
 	ThrottleFloor time.Duration
@@ -71,20 +73,30 @@ func (r RetryPolicy) decide(a *attempt) (giveUp bool, why string) {
 	if left == 0 {
 		return false, ""
 	}
+	if throttled > 0 {
+		// A throttled device is not asked again within the floor, even
+		// beside others that only met a transient failure.
+		after = max(after, r.ThrottleFloor)
+	}
+	why = whyRetriesExhausted
 	if throttled == left {
-		wait := max(after, r.ThrottleFloor)
-		next := a.now.Add(wait)
-		if exp := a.job.Expiry(); !exp.IsZero() && !next.Before(exp) {
-			return true, whyThrottled
-		}
-		if !a.job.Timestamp.IsZero() && next.After(a.job.Timestamp.Add(r.MaxWait)) {
-			return true, whyThrottled
-		}
-		a.retryAfter, a.throttled = wait, true
+		why = whyThrottled
+	}
+	next := a.now.Add(after)
+	if exp := a.job.Expiry(); throttled == left && !exp.IsZero() && !next.Before(exp) {
+		return true, why
+	}
+	// However long the providers ask to wait, a job ends MaxWait after
+	// its message: its delivery records must outlive it.
+	if !a.job.Timestamp.IsZero() && next.After(a.job.Timestamp.Add(r.MaxWait)) {
+		return true, why
+	}
+	if throttled == left {
+		a.retryAfter, a.throttled = after, true
 		return false, ""
 	}
 	if a.last {
-		return true, whyRetriesExhausted
+		return true, why
 	}
 	a.retryAfter = after
 	return false, ""

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"strconv"
 	"sync"
 
 	"github.com/pushd/pushd/internal/installations"
@@ -34,12 +35,17 @@ func (p *Pipeline) send(ctx context.Context, a *attempt) error {
 		wg.Go(func() {
 			res := p.cfg.Senders[prov].Send(ctx, b)
 			for j, i := range idx {
-				if j < len(res) {
-					a.results[i] = res[j]
-				} else {
+				switch {
+				case j >= len(res):
 					// A Sender that lost a device's answer: the device
 					// is retried rather than lost.
 					a.results[i] = Result{Outcome: outcome.Retrying, Reason: "no answer from the " + prov + " sender"}
+				case !isAnswer(res[j].Outcome):
+					// Nor may an outcome no answer can be leave the
+					// device waiting for good.
+					a.results[i] = Result{Outcome: outcome.Retrying, Reason: "the " + prov + " sender answered " + strconv.Quote(string(res[j].Outcome))}
+				default:
+					a.results[i] = res[j]
 				}
 			}
 		})

@@ -299,7 +299,10 @@ func TestRetryPolicy(t *testing.T) {
 		{name: "throttled: at least a minute", results: []Result{retrying(time.Second, true)}, after: time.Minute, throttled: true},
 		{name: "throttled: longer Retry-After kept", results: []Result{retrying(5*time.Minute, true)}, after: 5 * time.Minute, throttled: true},
 		{name: "throttled, budget spent: no budget used", results: []Result{retrying(0, true)}, last: true, after: time.Minute, throttled: true},
-		{name: "throttled and transient: spends budget", results: []Result{retrying(0, true), retrying(0, false)}},
+		{name: "throttled and transient: spends budget, waits the floor", results: []Result{retrying(0, true), retrying(0, false)}, after: time.Minute},
+		{name: "throttled and transient, budget spent", results: []Result{retrying(0, true), retrying(0, false)}, last: true, giveUp: true, why: whyRetriesExhausted},
+		{name: "transient asking to wait past the longest wait", results: []Result{retrying(24*time.Hour, false)}, giveUp: true, why: whyRetriesExhausted},
+		{name: "transient within the longest wait", results: []Result{retrying(time.Hour, false)}, after: time.Hour},
 		{name: "throttled past the TTL", results: []Result{retrying(0, true)}, expires: now.Add(30 * time.Second), giveUp: true, why: whyThrottled},
 		{name: "throttled within the TTL", results: []Result{retrying(0, true)}, expires: hour, after: time.Minute, throttled: true},
 		{name: "throttled past the longest wait", results: []Result{retrying(0, true)}, sent: now.Add(-DefaultMaxWait), giveUp: true, why: whyThrottled},
@@ -327,6 +330,22 @@ type fakeSender struct {
 	answer  func(token string) Result
 	batches [][]string
 	short   bool
+}
+
+// An answer no Sender may give leaves no device waiting for good: it is
+// retried, and the retry policy bounds it.
+func TestSendStageOutcomeNoAnswer(t *testing.T) {
+	for _, o := range []outcome.Outcome{"", outcome.Muted, outcome.Expired, outcome.Failed} {
+		p, a, _ := newAttempt(t, job("c"), nil, nil, nil)
+		p.cfg.Senders = map[string]Sender{"x": &fakeSender{answer: func(string) Result { return Result{Outcome: o} }}}
+		a.pending = []installations.Installation{{ID: "d", ClientID: "c", Provider: "x", Token: "d"}}
+		if err := p.send(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		if r := a.results[0]; r.Outcome != outcome.Retrying || r.Reason == "" {
+			t.Errorf("sender answered %q: result %+v, want retrying with the reason", o, r)
+		}
+	}
 }
 
 func (f *fakeSender) Send(_ context.Context, b *Batch) []Result {

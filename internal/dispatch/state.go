@@ -22,9 +22,10 @@ package dispatch
 //	no_device        -                                            yes
 //
 // "sending" is stored as retrying with the reason "sending": the device is
-// claimed for an attempt whose answer is not in yet. An answer is any
-// outcome a Sender returns (delivered, env_corrected, invalid_token,
-// rejected, auth_error, no_credentials, retrying).
+// claimed for an attempt whose answer is not in yet. A row that stays
+// retrying keeps the time it was first claimed. An answer is any outcome a
+// Sender may return (isAnswer): delivered, env_corrected, invalid_token,
+// rejected, auth_error, no_credentials, retrying.
 //
 // Recipient rows (no installation) are written once: muted, no_device
 // (never_registered, or all_invalid with when and why the last device
@@ -70,6 +71,16 @@ func deviceMay(from, to outcome.Outcome) bool {
 		return false
 	}
 	return true
+}
+
+// isAnswer reports whether a Sender may answer o for a device.
+func isAnswer(o outcome.Outcome) bool {
+	switch o {
+	case outcome.Delivered, outcome.EnvCorrected, outcome.InvalidToken, outcome.Rejected,
+		outcome.AuthError, outcome.NoCredentials, outcome.Retrying:
+		return true
+	}
+	return false
 }
 
 // recipientMay reports whether a recipient row may be written, given the
@@ -144,6 +155,21 @@ func (p *Pipeline) openLedger(ctx context.Context, job pushjob.Job, now time.Tim
 		l.byClient[r.ClientID] = append(l.byClient[r.ClientID], e)
 	}
 	return l, nil
+}
+
+// since is when the message's first attempt began, as its record tells:
+// the earliest time a row was written (a waiting device keeps the time it
+// was first claimed), or now when nothing is on record.
+func (l *ledger) since(now time.Time) time.Time {
+	t := now
+	for _, m := range []map[string]*entry{l.recipients, l.devices} {
+		for _, e := range m {
+			if !e.row.At.IsZero() && e.row.At.Before(t) {
+				t = e.row.At
+			}
+		}
+	}
+	return t
 }
 
 // recipientSettled reports whether c was settled on an earlier attempt.
@@ -222,7 +248,13 @@ func (l *ledger) moveDevice(d installations.Installation, res Result, why string
 		l.devices[d.ID] = e
 		l.byClient[d.ClientID] = append(l.byClient[d.ClientID], e)
 	}
-	e.row.Outcome, e.row.Reason, e.row.ProviderID, e.row.At = string(res.Outcome), res.Reason, res.ProviderID, l.now
+	if !(from == outcome.Retrying && res.Outcome == outcome.Retrying) {
+		// A device still waiting keeps the time it was first claimed:
+		// the trace shows how long it has waited, and since reads the
+		// job's first attempt from it.
+		e.row.At = l.now
+	}
+	e.row.Outcome, e.row.Reason, e.row.ProviderID = string(res.Outcome), res.Reason, res.ProviderID
 	if d.Provider != "" {
 		e.provider = string(d.Provider)
 	}
@@ -277,7 +309,7 @@ func (l *ledger) recipient(c string) RecipientResult {
 			InstallationID: e.row.InstallationID, Provider: e.provider, Route: e.route,
 			Outcome: e.state(), Reason: e.row.Reason, Throttled: e.throttled,
 		}
-		if e.prior.Final() && e.prior != "" {
+		if e.prior != "" && e.prior.Final() {
 			// Settled before this attempt and left alone by it.
 			d.Reason = "earlier attempt"
 		}

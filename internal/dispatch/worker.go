@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -35,8 +36,17 @@ func NewWorker(p *Pipeline, log *slog.Logger) *Worker {
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	job, err := pushjob.Decode(t.Payload())
 	if err == nil {
+		// Normalize would stamp a job that carries no timestamp (one an
+		// IM server enqueued itself, not through pushjob.NewTask) with
+		// this attempt's time, so its TTL and the retry bounds would
+		// restart on every attempt; the pipeline anchors it on the
+		// job's record instead.
+		unstamped := job.Timestamp.IsZero()
 		job.Normalize()
 		err = job.Validate()
+		if unstamped {
+			job.Timestamp = time.Time{}
+		}
 	}
 	if err != nil {
 		w.reject("invalid_job")

@@ -214,10 +214,12 @@ func TestWorkerRetryError(t *testing.T) {
 			pending: 2, after: time.Minute, throttled: true,
 		},
 		{
+			// Spends budget, but the throttled device is not asked
+			// again within the floor.
 			name:    "throttled and unavailable",
 			alice:   retry("TooManyRequests", 0),
 			carol:   fcm.Result{Outcome: outcome.Retrying, Code: "INTERNAL"},
-			pending: 2,
+			pending: 2, after: time.Minute,
 		},
 		{
 			name:    "network error",
