@@ -285,11 +285,12 @@ func (c *Config) CheckFiles() error {
 	return nil
 }
 
-// LongestJobLife is the longest a job can live on the queue when a job
-// throttled longer than throttleMaxWait after its message ends: that
-// wait, every retry of its budget at the longest backoff (5 minutes plus
-// half of jitter) and the longest attempt, then the task id's retention,
-// within which the same message is refused as a duplicate.
+// LongestJobLife is the longest a job can live on the queue when no retry
+// is made past throttleMaxWait after its message (dispatch.RetryPolicy):
+// that wait, and on top of it, to leave a margin, every retry of its
+// budget at the longest backoff (5 minutes plus half of jitter) and the
+// longest attempt, then the task id's retention, within which the same
+// message is refused as a duplicate.
 func LongestJobLife(throttleMaxWait time.Duration) time.Duration {
 	retries := time.Duration(pushjob.MaxRetry) * (5*time.Minute + 5*time.Minute/2)
 	attempts := time.Duration(pushjob.MaxRetry+1) * pushjob.Timeout
