@@ -35,6 +35,10 @@ const (
 	// refused too; signing one on every push would only earn
 	// TooManyProviderTokenUpdates.
 	minForcedRefresh = time.Minute
+	// tokenInterval is Apple's least time between a key's tokens: a
+	// token issued sooner after the last one Apple took is refused as
+	// TooManyProviderTokenUpdates.
+	tokenInterval = 20 * time.Minute
 )
 
 // Store round trips.
@@ -48,6 +52,12 @@ const (
 	// casAttempts bounds how often one renewal loses the compare-and-set
 	// to another process and loads the winner's token.
 	casAttempts = 3
+	// storeCheck is how often a process looks at the store while its
+	// token is young, so that a token another process put back (see
+	// signer.reload) reaches it in minutes rather than at refreshAge. It
+	// costs one store read per key and process per storeCheck, made by
+	// one push while the others go on with the token they have.
+	storeCheck = time.Minute
 )
 
 // TokenStore keeps each signing key's provider token for the whole
@@ -118,6 +128,12 @@ type signer struct {
 	// storeDown says the store failed last time it was asked, so that an
 	// outage is logged once; guarded by sem.
 	storeDown bool
+	// prev is the token tok replaced, nil if none: the token to put back
+	// when Apple refuses a newer one as one too many (see reload).
+	// Guarded by sem.
+	prev *providerToken
+	// signed is when this process last signed a token; guarded by sem.
+	signed time.Time
 }
 
 // providerToken is one JWT. Values are never changed once published in
@@ -125,8 +141,9 @@ type signer struct {
 type providerToken struct {
 	bearer string
 	issued time.Time
-	// until is when a push must look for a newer token: issued plus
-	// refreshAge, or sooner while the store cannot be reached.
+	// until is when a push must look at the store again: storeCheck
+	// after it last did, and no later than issued plus refreshAge (sooner
+	// while the store cannot be reached).
 	until time.Time
 }
 
@@ -141,10 +158,19 @@ func newSigner(key *ecdsa.PrivateKey, keyID, teamID, file string, store TokenSto
 
 // bearer returns the token a push presents, renewing it first when due.
 func (k *signer) bearer(ctx context.Context) (string, error) {
-	if t := k.tok.Load(); t != nil && k.now().Before(t.until) {
+	t := k.tok.Load()
+	if t != nil && k.now().Before(t.until) {
 		return t.bearer, nil
 	}
-	if err := k.lock(ctx); err != nil {
+	if t != nil && k.now().Sub(t.issued) < refreshAge {
+		// Only the look at the store is due: one push makes it, the
+		// others go on with the token they have rather than wait.
+		select {
+		case k.sem <- struct{}{}:
+		default:
+			return t.bearer, nil
+		}
+	} else if err := k.lock(ctx); err != nil {
 		return "", err
 	}
 	defer k.unlock()
@@ -183,32 +209,82 @@ func (k *signer) refresh(ctx context.Context, used string) (retry bool, err erro
 }
 
 // reload answers Apple refusing a token as one too many for the key
-// (TooManyProviderTokenUpdates): the deployment has another token, which
-// Apple took first. reload takes the stored one and reports whether a
-// retry would present a different token. It never signs: Apple has just
-// said that a new token is one too many. When the store holds the refused
-// token itself (signed by something outside this deployment), the push
-// stays refused and is retried later, like any throttled push.
+// (TooManyProviderTokenUpdates): Apple took another token of the key
+// within the last 20 minutes. reload reports whether a retry would present
+// a different token. It never signs: Apple has just said that a new token
+// is one too many.
+//
+// When the store holds another token than the refused one, reload takes
+// it: the deployment's token, which Apple took first. When the store holds
+// the refused one (or none), the token it replaced may have been lost: a
+// Redis restarted empty, and a process that started then signed and
+// stored a token of its own. If this process presented an older token
+// before the refused one (prev), still younger than maxAge, reload puts
+// that one back in the store in place of the refused one and retries with
+// it: it is the token Apple took, or older, and Apple accepts a token
+// until it is an hour old. Processes that hold only the refused token
+// find the older one in the store at their next look (storeCheck) or
+// their next refusal. Otherwise the push stays refused and is retried
+// later, like any throttled push.
+//
+// Why this is safe between processes. The token only moves back in time:
+// the token put back is older than the refused one, and only a refusal by
+// Apple of the token in the store makes a process put one back, with a
+// compare-and-set against that token. So processes cannot hand the store
+// back and forth: of several putting back at once, one wins, and the
+// others load its token and take it if it is not the one refused, as
+// after a lost renewal. A token put back that Apple refuses too (older
+// than maxAge to Apple's clock, or never taken) costs one 429 per push
+// that carries it, and no process puts back anything newer. Nothing here
+// signs, and sync signs no sooner than tokenInterval after this process's
+// last signature while a stored token is usable, so no refusal makes a
+// process sign again and again.
 func (k *signer) reload(ctx context.Context, used string) (retry bool, err error) {
 	if err := k.lock(ctx); err != nil {
 		return false, err
 	}
 	defer k.unlock()
-	if t := k.tok.Load(); t == nil || t.bearer != used {
+	t := k.tok.Load()
+	if t == nil || t.bearer != used {
 		return true, nil
 	}
-	stored, _, err := k.load(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			k.storeFailed(err)
+	for range casAttempts {
+		stored, old, err := k.load(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				k.storeFailed(err)
+			}
+			return false, fmt.Errorf("apns: key %s: %w", k.keyID, err)
 		}
-		return false, fmt.Errorf("apns: key %s: %w", k.keyID, err)
+		if stored != nil && stored.bearer != used {
+			if k.now().Sub(stored.issued) >= maxAge {
+				return false, nil
+			}
+			k.adopt(stored)
+			return true, nil
+		}
+		p := k.prev
+		if p == nil || p.bearer == used || !p.issued.Before(t.issued) || k.now().Sub(p.issued) >= maxAge {
+			return false, nil
+		}
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		swapped, err := k.store.CompareAndSwap(sctx, k.name, old, p.bearer, p.issued)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				k.storeFailed(err)
+			}
+			return false, fmt.Errorf("apns: key %s: store provider token: %w", k.keyID, err)
+		}
+		if swapped {
+			k.log.Info("apns: Apple refused the stored provider token as one too many; put back the previous one",
+				"key_id", k.keyID, "team_id", k.teamID, "previous_issued", p.issued)
+			k.adopt(p)
+			return true, nil
+		}
+		// Another process changed the store first: look at its token.
 	}
-	if stored == nil || stored.bearer == used || k.now().Sub(stored.issued) >= maxAge {
-		return false, nil
-	}
-	k.adopt(stored)
-	return true, nil
+	return false, nil
 }
 
 // sync makes the deployment's token this process's: the stored one if it
@@ -233,6 +309,13 @@ func (k *signer) sync(ctx context.Context, refused string) (*providerToken, erro
 		// reached, and Apple may have seen it.
 		next := k.tok.Load()
 		if !fresh(next) {
+			if stored != nil && stored.bearer != refused && k.now().Sub(stored.issued) < maxAge &&
+				!k.signed.IsZero() && k.now().Sub(k.signed) < tokenInterval {
+				// This process signed within tokenInterval, so Apple
+				// would refuse another: the stored token, put back by
+				// reload, goes on until this process may sign.
+				return k.adopt(stored), nil
+			}
 			if next, err = k.sign(); err != nil {
 				return nil, err
 			}
@@ -309,7 +392,7 @@ func (k *signer) fallback(ctx context.Context, refused string, err error) (*prov
 	if last := t.issued.Add(maxAge); last.Before(t.until) {
 		t.until = last
 	}
-	k.tok.Store(t)
+	k.publish(t)
 	return t, nil
 }
 
@@ -324,15 +407,35 @@ func (k *signer) storeFailed(err error) {
 }
 
 // adopt makes t's JWT the one pushes present until it is refreshAge old,
-// and returns the token published. Called with sem held.
+// looking at the store every storeCheck meanwhile, and returns the token
+// published. A token older than refreshAge (one put back by reload) is
+// looked at again after storeCheck. Called with sem held.
 func (k *signer) adopt(t *providerToken) *providerToken {
-	t = &providerToken{bearer: t.bearer, issued: t.issued, until: t.issued.Add(refreshAge)}
-	k.tok.Store(t)
+	now := k.now()
+	last := t.issued.Add(refreshAge)
+	if !last.After(now) {
+		last = t.issued.Add(maxAge)
+	}
+	until := now.Add(storeCheck)
+	if last.Before(until) {
+		until = last
+	}
+	t = &providerToken{bearer: t.bearer, issued: t.issued, until: until}
+	k.publish(t)
 	if k.storeDown {
 		k.storeDown = false
 		k.log.Info("apns: provider token store answers again", "key_id", k.keyID, "team_id", k.teamID)
 	}
 	return t
+}
+
+// publish makes t the token pushes present, and the one it replaces prev.
+// Called with sem held.
+func (k *signer) publish(t *providerToken) {
+	if cur := k.tok.Load(); cur != nil && cur.bearer != t.bearer {
+		k.prev = cur
+	}
+	k.tok.Store(t)
 }
 
 // jwtClaims are the claims of an APNs provider token.
@@ -344,9 +447,10 @@ type jwtClaims struct {
 // Valid is jwt.Claims' check, which verify does itself.
 func (jwtClaims) Valid() error { return nil }
 
-// sign makes a new token, issued now.
+// sign makes a new token, issued now. Called with sem held.
 func (k *signer) sign() (*providerToken, error) {
-	iat := k.now().Unix()
+	k.signed = k.now()
+	iat := k.signed.Unix()
 	j := &jwt.Token{
 		Header: map[string]any{"alg": "ES256", "kid": k.keyID},
 		Claims: jwtClaims{Iss: k.teamID, Iat: iat},

@@ -541,3 +541,119 @@ func TestStoredTokenOfAnotherKey(t *testing.T) {
 		})
 	}
 }
+
+// lostStore is a TokenStore whose content can be lost at once, as a Redis
+// without persistence loses it on a restart.
+type lostStore struct {
+	mem atomic.Pointer[providertoken.Memory]
+}
+
+func newLostStore() *lostStore {
+	s := new(lostStore)
+	s.lose()
+	return s
+}
+
+func (s *lostStore) lose() { s.mem.Store(new(providertoken.Memory)) }
+
+func (s *lostStore) Load(ctx context.Context, key string) (string, time.Time, error) {
+	return s.mem.Load().Load(ctx, key)
+}
+
+func (s *lostStore) CompareAndSwap(ctx context.Context, key, old, bearer string, at time.Time) (bool, error) {
+	return s.mem.Load().CompareAndSwap(ctx, key, old, bearer, at)
+}
+
+// TestStoreLostRecovers: the store loses the deployment's token T1 (a
+// Redis restart), and a process started minutes later signs and stores T2,
+// which Apple refuses as one too many. The processes that still hold T1
+// put it back within storeCheck; from then on every process's pushes are
+// delivered, long before T2 would be refreshAge old, and Apple answers 429
+// at most once per push that carried T2. The renewal at refreshAge is
+// accepted.
+func TestStoreLostRecovers(t *testing.T) {
+	clock := pushsimtest.NewClock(time.Now())
+	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
+	tk := newTestKey(t, sim)
+	store := newLostStore()
+	var log lockedBuffer
+	cfg := Config{Tokens: store, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+	a, c := tk.sender(t, cfg), tk.sender(t, cfg)
+	wantDelivered(t, "a", sendOne(a, sim))
+	wantDelivered(t, "c", sendOne(c, sim))
+	t1 := a.bearerOf()
+	if c.bearerOf() != t1 {
+		t.Fatal("the processes present different tokens")
+	}
+
+	clock.Advance(5 * time.Minute)
+	store.lose()
+	b := tk.sender(t, cfg)
+	res := sendOne(b, sim)
+	if res.Outcome != outcome.Retrying || res.Status != 429 || res.Reason != "TooManyProviderTokenUpdates" {
+		t.Fatalf("new process: %s %d %s (%v), want Retrying 429 TooManyProviderTokenUpdates", res.Outcome, res.Status, res.Reason, res.Err)
+	}
+	t2 := b.bearerOf()
+	if got, _, _ := store.Load(t.Context(), tk.name()); got != t2 || t2 == t1 {
+		t.Fatal("the new process did not store a token of its own")
+	}
+
+	// The holders of T1 look at the store within storeCheck, meet T2
+	// refused and put T1 back, both at once.
+	clock.Advance(storeCheck)
+	var wg sync.WaitGroup
+	results := make([]Result, 4)
+	for i, s := range []*Sender{a, c, a, c} {
+		wg.Go(func() { results[i] = sendOne(s, sim) })
+	}
+	wg.Wait()
+	for _, r := range results {
+		wantDelivered(t, "a process that held T1", r)
+	}
+	if got, _, _ := store.Load(t.Context(), tk.name()); got != t1 {
+		t.Fatal("the store does not hold T1 again")
+	}
+	// Each push that carried T2 met one 429 and was retried with T1: the
+	// new process's first, and those of A and C in flight between their
+	// look at the store and T1 going back, one per push at most.
+	if n := sim.Total("", 429, "TooManyProviderTokenUpdates"); n < 2 || n > int64(1+len(results)) {
+		t.Errorf("%d TooManyProviderTokenUpdates, want 2 to %d", n, 1+len(results))
+	}
+	tooMany := sim.Total("", 429, "")
+	// The new process's next push takes T1, at the latest after its own
+	// look at the store (or a 429 and a reload).
+	clock.Advance(storeCheck)
+	for range 3 {
+		wantDelivered(t, "new process", sendOne(b, sim))
+		wantDelivered(t, "a", sendOne(a, sim))
+		wantDelivered(t, "c", sendOne(c, sim))
+	}
+	for _, s := range []*Sender{a, b, c} {
+		if s.bearerOf() != t1 {
+			t.Error("a process presents another token than T1")
+		}
+	}
+	if n := sim.Total("", 429, ""); n != tooMany {
+		t.Errorf("%d more answers 429 once T1 was back", n-tooMany)
+	}
+
+	// At refreshAge T1 is replaced, once, and Apple takes the new one.
+	clock.Advance(refreshAge)
+	for range 2 {
+		wantDelivered(t, "a after refreshAge", sendOne(a, sim))
+		wantDelivered(t, "new process after refreshAge", sendOne(b, sim))
+		wantDelivered(t, "c after refreshAge", sendOne(c, sim))
+	}
+	t3 := a.bearerOf()
+	if t3 == t1 || t3 == t2 || b.bearerOf() != t3 || c.bearerOf() != t3 {
+		t.Error("after refreshAge the processes do not share one new token")
+	}
+	if n := sim.Total("", 429, ""); n != tooMany {
+		t.Errorf("%d more answers 429 after refreshAge", n-tooMany)
+	}
+	for _, tok := range []string{t1, t2, t3} {
+		if strings.Contains(log.String(), tok) {
+			t.Error("the log holds a provider token")
+		}
+	}
+}
