@@ -332,7 +332,9 @@ func (s *Sender) Topic(appID string) string {
 // (unless the token is too young to be the problem: then the clocks
 // disagree and the push is Retrying). A TooManyProviderTokenUpdates answer
 // gets one retry with the deployment's stored token if it differs from the
-// refused one, and is Retrying otherwise. A push the caller cancels is
+// refused one, or with this process's previous token, put back in the
+// store, when the stored one is a newer token Apple refuses (the store was
+// lost and another process signed anew); it is Retrying otherwise. A push the caller cancels is
 // Retrying too, since nobody knows whether Apple took it, with Err
 // wrapping context.Canceled.
 func (s *Sender) Send(ctx context.Context, appID string, r Request) Result {
