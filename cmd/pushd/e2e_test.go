@@ -48,13 +48,13 @@ func redisAddr() string {
 
 // needRedis flushes the tests' Redis database, or skips (fails in CI) when
 // there is no Redis.
-func needRedis(t *testing.T) {
+func needRedis(t testing.TB) {
 	t.Helper()
 	needRedisDB(t, e2eRedisDB)
 }
 
 // needRedisDB is needRedis for Redis database db.
-func needRedisDB(t *testing.T, db int) {
+func needRedisDB(t testing.TB, db int) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: redisAddr(), DB: db})
 	defer c.Close()
@@ -66,7 +66,7 @@ func needRedisDB(t *testing.T, db int) {
 }
 
 type e2e struct {
-	t    *testing.T
+	t    testing.TB
 	sim  *pushsim.Sim
 	base string
 	hc   *http.Client
@@ -77,7 +77,7 @@ type e2e struct {
 	config string
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,14 +89,14 @@ func freeAddr(t *testing.T) string {
 
 // startPushd writes credentials and a config file for sim, runs
 // `pushd serve` in-process until the test ends, and waits for /readyz.
-func startPushd(t *testing.T, sim *pushsim.Sim, database string) *e2e {
+func startPushd(t testing.TB, sim *pushsim.Sim, database string) *e2e {
 	t.Helper()
 	return startPushdWith(t, sim, database, p8Creds(t, sim))
 }
 
 // p8Creds returns a startPushdWith creds function that gives the app a new
 // signing key of sim's (.p8).
-func p8Creds(t *testing.T, sim *pushsim.Sim) func(certs string) string {
+func p8Creds(t testing.TB, sim *pushsim.Sim) func(certs string) string {
 	return func(certs string) string {
 		key, err := sim.NewAPNsKey("", "")
 		if err != nil {
@@ -110,7 +110,7 @@ func p8Creds(t *testing.T, sim *pushsim.Sim) func(certs string) string {
 
 // startPushdWith is startPushd with the app's APNs credentials given by
 // creds, which writes them into certs and returns their config keys.
-func startPushdWith(t *testing.T, sim *pushsim.Sim, database string, creds func(certs string) string) *e2e {
+func startPushdWith(t testing.TB, sim *pushsim.Sim, database string, creds func(certs string) string) *e2e {
 	t.Helper()
 	listen := freeAddr(t)
 	cfgPath := writeConfig(t, sim, listen, e2eRedisDB, database, creds)
@@ -169,7 +169,7 @@ func startPushdWith(t *testing.T, sim *pushsim.Sim, database string, creds func(
 
 // writeConfig writes credentials and a config file for sim and Redis
 // database redisDB into a new directory and returns the file's path.
-func writeConfig(t *testing.T, sim *pushsim.Sim, listen string, redisDB int, database string, creds func(certs string) string) string {
+func writeConfig(t testing.TB, sim *pushsim.Sim, listen string, redisDB int, database string, creds func(certs string) string) string {
 	t.Helper()
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs", "default")

@@ -26,6 +26,7 @@ import (
 	"github.com/pushd/pushd/internal/fcm"
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/mute"
+	"github.com/pushd/pushd/internal/periodic"
 	"github.com/pushd/pushd/internal/providertoken"
 	"github.com/pushd/pushd/internal/stats"
 	"github.com/pushd/pushd/internal/storage"
@@ -243,13 +244,14 @@ func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *disp
 	w := dispatch.NewWorker(p, log)
 	w.Rejected = c.JobRejected
 	srv := asynq.NewServer(redisOpt(cfg), asynq.Config{
-		Concurrency:     cfg.Worker.Concurrency,
-		Queues:          cfg.Worker.Queues,
-		ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-		RetryDelayFunc:  dispatch.RetryDelay,
-		IsFailure:       dispatch.IsFailure,
-		Logger:          asynqLogger{log},
-		LogLevel:        asynq.WarnLevel,
+		Concurrency:       cfg.Worker.Concurrency,
+		Queues:            cfg.Worker.Queues,
+		ShutdownTimeout:   cfg.Worker.ShutdownTimeout,
+		TaskCheckInterval: cfg.Worker.TaskCheckInterval,
+		RetryDelayFunc:    dispatch.RetryDelay,
+		IsFailure:         dispatch.IsFailure,
+		Logger:            asynqLogger{log},
+		LogLevel:          asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			var re *dispatch.RetryError
 			if errors.As(err, &re) {
@@ -268,15 +270,30 @@ func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *disp
 		}
 		return w.ProcessTask(ctx, t)
 	})
+	// A line per job is debug; the log tells what the workers did once a
+	// minute.
+	summary := periodic.New(summaryInterval, func(context.Context) { w.LogSummary() })
 	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { return srv.Start(mux) },
-		OnStop: func(context.Context) error {
-			// Shutdown stops fetching and waits for jobs in flight.
-			srv.Shutdown()
+		OnStart: func(context.Context) error {
+			if err := srv.Start(mux); err != nil {
+				return err
+			}
+			summary.Start()
 			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			// Shutdown stops fetching and waits for jobs in flight;
+			// then the last summary tells what they did.
+			srv.Shutdown()
+			err := summary.Stop(ctx)
+			w.LogSummary()
+			return err
 		},
 	})
 }
+
+// summaryInterval is how often the workers' summary is logged.
+const summaryInterval = time.Minute
 
 func newAPI(cfg *config.Config, log *slog.Logger, reg *installations.Store, ms *mute.Store, enq *pushjob.Enqueuer,
 	del *installations.Deliveries, db *storage.DB, rc *asynq.Client) (*api.Handler, error) {

@@ -34,6 +34,7 @@
 //	PUSHD_DATABASE_DSN              database.dsn
 //	PUSHD_WORKER_CONCURRENCY        worker.concurrency
 //	PUSHD_WORKER_SHUTDOWN_TIMEOUT   worker.shutdown_timeout
+//	PUSHD_WORKER_TASK_CHECK_INTERVAL worker.task_check_interval
 //
 // A variable that is set overrides its key even when empty, so that a
 // password can be cleared. Apps and queue weights have no overrides: they
@@ -115,6 +116,11 @@ type Worker struct {
 	Queues map[string]int `yaml:"queues"`
 	// ShutdownTimeout bounds how long SIGTERM waits for jobs in flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TaskCheckInterval is how often an idle worker asks Redis for a new
+	// job: the most a job waits to start on an idle pushd is one and a
+	// half times it. asynq's own default, a second, delayed every push of
+	// a quiet chat by that much.
+	TaskCheckInterval time.Duration `yaml:"task_check_interval"`
 	// ThrottleMaxWait bounds how long after its message a job a provider
 	// keeps throttling is still retried; then its devices fail with
 	// reason throttled.
@@ -232,10 +238,11 @@ func Default() *Config {
 		Redis:    Redis{Addr: "127.0.0.1:6379"},
 		Database: Database{Path: "data/pushd.db", DeliveryRetention: 7 * 24 * time.Hour},
 		Worker: Worker{
-			Concurrency:     20,
-			Queues:          pushjob.Queues(),
-			ShutdownTimeout: 30 * time.Second,
-			ThrottleMaxWait: 24 * time.Hour,
+			Concurrency:       20,
+			Queues:            pushjob.Queues(),
+			ShutdownTimeout:   30 * time.Second,
+			TaskCheckInterval: 5 * time.Millisecond,
+			ThrottleMaxWait:   24 * time.Hour,
 		},
 	}
 }

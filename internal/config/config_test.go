@@ -100,10 +100,11 @@ apps:
 		Redis:     Redis{Addr: "redis.internal:6380", DB: 2, Password: "s3cret"},
 		Database:  Database{Driver: "postgres", Path: filepath.Join(c.Dir, "data/pushd.db"), DSN: "postgres://pushd:pw@db:5432/pushd", DeliveryRetention: 7 * 24 * time.Hour},
 		Worker: Worker{
-			Concurrency:     64,
-			Queues:          map[string]int{"push-high": 10, "push-normal": 5, "push-low": 1},
-			ShutdownTimeout: 90 * time.Second,
-			ThrottleMaxWait: 24 * time.Hour,
+			Concurrency:       64,
+			Queues:            map[string]int{"push-high": 10, "push-normal": 5, "push-low": 1},
+			ShutdownTimeout:   90 * time.Second,
+			TaskCheckInterval: 5 * time.Millisecond,
+			ThrottleMaxWait:   24 * time.Hour,
 		},
 		Apps: []App{
 			{
@@ -251,6 +252,8 @@ func TestValidationRules(t *testing.T) {
 			"worker.queues: missing push-low: its jobs would never run (line 1)",
 		}},
 		{"shutdown timeout", "worker: {shutdown_timeout: 0s}\n" + minimal, nil, []string{"worker.shutdown_timeout: must be positive (line 1)"}},
+		{"task check interval low", "worker: {task_check_interval: 500us}\n" + minimal, nil, []string{"worker.task_check_interval: must be between 1ms and 10s (line 1)"}},
+		{"task check interval high", "worker: {task_check_interval: 1m}\n" + minimal, nil, []string{"worker.task_check_interval: must be between 1ms and 10s (line 1)"}},
 		{"no apps", "api_tokens: [\"0123456789abcdef\"]\napps: []", nil, []string{"apps: at least one app is required (line 2)"}},
 		{"app without credentials", app("  - id: a\n"), nil, []string{"apps[0]: needs apns or fcm credentials, or both (line 3)"}},
 		{"app id", app("  - fcm: {credentials_file: f}\n  - id: 'bad id'\n    fcm: {credentials_file: f}\n"), nil, []string{
@@ -485,6 +488,7 @@ func TestEnvOverrides(t *testing.T) {
 		"PUSHD_DATABASE_DRIVER=postgres",
 		"PUSHD_DATABASE_PATH=other.db",
 		"PUSHD_DATABASE_DSN=postgres://u:p@h/db",
+		"PUSHD_WORKER_TASK_CHECK_INTERVAL=20ms",
 		"PUSHD_WORKER_CONCURRENCY=7",
 		"PUSHD_WORKER_SHUTDOWN_TIMEOUT=5s",
 		"UNRELATED=1",
@@ -502,7 +506,7 @@ worker: {concurrency: 1, shutdown_timeout: 1s}
 		!reflect.DeepEqual(c.APITokens, []secret.Secret{"tokentokentoken-1", "tokentokentoken-2"}) ||
 		c.Redis != (Redis{Addr: "redis:6379", DB: 3, Password: ""}) ||
 		c.Database != (Database{Driver: "postgres", Path: filepath.Join(c.Dir, "other.db"), DSN: "postgres://u:p@h/db", DeliveryRetention: 7 * 24 * time.Hour}) ||
-		c.Worker.Concurrency != 7 || c.Worker.ShutdownTimeout != 5*time.Second {
+		c.Worker.Concurrency != 7 || c.Worker.ShutdownTimeout != 5*time.Second || c.Worker.TaskCheckInterval != 20*time.Millisecond {
 		t.Errorf("overrides not applied: %+v", c)
 	}
 

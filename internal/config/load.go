@@ -202,6 +202,14 @@ func overrides() map[string]override {
 		"PUSHD_DATABASE_PATH":      str("database.path", func(c *Config) *string { return &c.Database.Path }),
 		"PUSHD_DATABASE_DSN":       str("database.dsn", func(c *Config) *storage.DSN { return &c.Database.DSN }),
 		"PUSHD_WORKER_CONCURRENCY": num("worker.concurrency", func(c *Config) *int { return &c.Worker.Concurrency }),
+		"PUSHD_WORKER_TASK_CHECK_INTERVAL": {"worker.task_check_interval", func(c *Config, v string) error {
+			dur, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("must be a duration such as 5ms or 1s, not %q", v)
+			}
+			c.Worker.TaskCheckInterval = dur
+			return nil
+		}},
 		"PUSHD_WORKER_SHUTDOWN_TIMEOUT": {"worker.shutdown_timeout", func(c *Config, v string) error {
 			dur, err := time.ParseDuration(strings.TrimSpace(v))
 			if err != nil {

@@ -95,6 +95,11 @@ func (c *Config) validate() []Problem {
 	if w.ShutdownTimeout <= 0 {
 		ps.add("worker.shutdown_timeout", "must be positive")
 	}
+	if w.TaskCheckInterval < time.Millisecond || w.TaskCheckInterval > 10*time.Second {
+		// Below a millisecond the idle polling costs Redis more than any
+		// job gains; above ten seconds jobs wait for nothing.
+		ps.add("worker.task_check_interval", "must be between 1ms and 10s")
+	}
 	if w.ThrottleMaxWait <= 0 {
 		ps.add("worker.throttle_max_wait", "must be positive")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,6 +20,11 @@ type Worker struct {
 	log *slog.Logger
 	// Rejected counts jobs archived at once because they cannot run.
 	Rejected func(reason string)
+
+	// mu guards the attempts and outcomes since the last summary.
+	mu       sync.Mutex
+	attempts int
+	outcomes map[outcome.Outcome]int
 }
 
 // NewWorker returns the asynq handler around p.
@@ -79,6 +85,8 @@ func (w *Worker) reject(reason string) {
 	}
 }
 
+// logReport logs one attempt at debug level: a line per job would be
+// most of a busy pushd's log. LogSummary tells the totals at INFO.
 func (w *Worker) logReport(job pushjob.Job, rep *Report, retried int) {
 	counts := make(map[outcome.Outcome]int)
 	for _, r := range rep.Recipients {
@@ -89,11 +97,43 @@ func (w *Worker) logReport(job pushjob.Job, rep *Report, retried int) {
 			counts[d.Outcome]++
 		}
 	}
+	w.mu.Lock()
+	w.attempts++
+	if w.outcomes == nil {
+		w.outcomes = make(map[outcome.Outcome]int)
+	}
+	for o, n := range counts {
+		w.outcomes[o] += n
+	}
+	w.mu.Unlock()
+	if !w.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
 	attrs := []any{"app", job.AppID, "message_id", job.MessageID, "recipients", len(job.Recipients), "attempt", retried + 1}
 	for _, o := range outcome.All() {
 		if n := counts[o]; n > 0 {
 			attrs = append(attrs, string(o), n)
 		}
 	}
-	w.log.Info("job processed", attrs...)
+	w.log.Debug("job processed", attrs...)
+}
+
+// LogSummary logs, at INFO, the job attempts processed since the last
+// summary and what became of their recipients and devices, and starts
+// counting anew; it logs nothing when there were none.
+func (w *Worker) LogSummary() {
+	w.mu.Lock()
+	n, counts := w.attempts, w.outcomes
+	w.attempts, w.outcomes = 0, nil
+	w.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	attrs := []any{"attempts", n}
+	for _, o := range outcome.All() {
+		if c := counts[o]; c > 0 {
+			attrs = append(attrs, string(o), c)
+		}
+	}
+	w.log.Info("jobs processed", attrs...)
 }

@@ -1,10 +1,12 @@
 package dispatch_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -359,5 +361,39 @@ func TestRecordFailedWhenRetriesRunOut(t *testing.T) {
 	}
 	if rep.Pending() != 0 {
 		t.Errorf("after the last attempt %d devices still pending", rep.Pending())
+	}
+}
+
+// Each attempt is logged at debug level only; the summary tells the
+// totals since the last one at INFO, once, and nothing when idle.
+func TestWorkerLogsSummary(t *testing.T) {
+	w := newWorld(t)
+	w.iphone("iphone-alice", "alice", installations.Production, 1)
+	var logs bytes.Buffer
+	wk := dispatch.NewWorker(w.p, slog.New(slog.NewTextHandler(&logs, nil)))
+	for _, id := range []string{"m1", "m2"} {
+		job := map[string]any{"message_id": id, "conversation_id": "conv-1", "recipients": []string{"alice", "bob"}}
+		if err := wk.ProcessTask(context.Background(), task(t, job)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(logs.String(), "job processed") {
+		t.Errorf("a line per job at INFO:\n%s", logs.String())
+	}
+	wk.LogSummary()
+	wk.LogSummary()
+	got := logs.String()
+	if strings.Count(got, "jobs processed") != 1 || !strings.Contains(got, "attempts=2 delivered=2 no_device=2") {
+		t.Errorf("summary:\n%s\nwant one line: attempts=2 delivered=2 no_device=2", got)
+	}
+
+	var debug bytes.Buffer
+	wk = dispatch.NewWorker(w.p, slog.New(slog.NewTextHandler(&debug, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	job := map[string]any{"message_id": "m3", "conversation_id": "conv-1", "recipients": []string{"alice"}}
+	if err := wk.ProcessTask(context.Background(), task(t, job)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(debug.String(), "level=DEBUG msg=\"job processed\" app=default message_id=m3") {
+		t.Errorf("debug log:\n%s", debug.String())
 	}
 }
