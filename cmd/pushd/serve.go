@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -83,7 +84,7 @@ worker.shutdown_timeout for the jobs in flight.`,
 						newAPNs, newFCM, newPipeline, newRedis, newEnqueuer,
 						newAPI,
 					),
-					fx.Invoke(startWorkers, startHTTP, startPruners),
+					fx.Invoke(startWorkers, startHTTP, startPprof, startPruners),
 				)
 				if err := app.Err(); err != nil {
 					// fx wraps a constructor's error in the whole chain of
@@ -361,6 +362,44 @@ func startHTTP(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, h *api.Han
 			go func() {
 				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					log.Error("http", "err", err)
+				}
+			}()
+			return nil
+		},
+		OnStop: srv.Shutdown,
+	})
+}
+
+// pprofMux serves Go's profiler, as net/http/pprof registers it on the
+// default mux, which pushd does not use.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// startPprof serves the profiler on pprof_listen, a loopback address apart
+// from the API, when one is configured. A CPU profile takes 30 s by
+// default: the server has no write timeout.
+func startPprof(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger) {
+	if cfg.PprofListen == "" {
+		return
+	}
+	srv := &http.Server{Addr: cfg.PprofListen, Handler: pprofMux(), ReadHeaderTimeout: readHeaderTimeout}
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			ln, err := net.Listen("tcp", cfg.PprofListen)
+			if err != nil {
+				return fmt.Errorf("pprof_listen %s: %w", cfg.PprofListen, err)
+			}
+			log.Info("pprof serving", "listen", ln.Addr().String())
+			go func() {
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					log.Error("pprof", "err", err)
 				}
 			}()
 			return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -39,5 +40,21 @@ func TestPingWithin(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("hung ping held the check %v", d)
+	}
+}
+
+// The profiler answers on its own mux: its index and a profile.
+func TestPprofMux(t *testing.T) {
+	srv := httptest.NewServer(pprofMux())
+	defer srv.Close()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
 	}
 }

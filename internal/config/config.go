@@ -65,6 +65,9 @@ import (
 type Config struct {
 	// Listen is the HTTP API's address.
 	Listen string `yaml:"listen"`
+	// PprofListen is a loopback address serving net/http/pprof, for
+	// profiling a running pushd; empty serves none.
+	PprofListen string `yaml:"pprof_listen"`
 	// APITokens are the bearer tokens the API accepts.
 	APITokens []secret.Secret `yaml:"api_tokens"`
 	Redis     Redis           `yaml:"redis"`

@@ -252,6 +252,8 @@ func TestValidationRules(t *testing.T) {
 			"worker.queues: missing push-low: its jobs would never run (line 1)",
 		}},
 		{"shutdown timeout", "worker: {shutdown_timeout: 0s}\n" + minimal, nil, []string{"worker.shutdown_timeout: must be positive (line 1)"}},
+		{"pprof on the network", "pprof_listen: 0.0.0.0:6060\n" + minimal, nil, []string{`pprof_listen: must be a loopback address such as 127.0.0.1:6060, not "0.0.0.0:6060" (line 1)`}},
+		{"pprof without host", "pprof_listen: :6060\n" + minimal, nil, []string{`pprof_listen: must be a loopback address such as 127.0.0.1:6060, not ":6060" (line 1)`}},
 		{"task check interval low", "worker: {task_check_interval: 500us}\n" + minimal, nil, []string{"worker.task_check_interval: must be between 1ms and 10s (line 1)"}},
 		{"task check interval high", "worker: {task_check_interval: 1m}\n" + minimal, nil, []string{"worker.task_check_interval: must be between 1ms and 10s (line 1)"}},
 		{"no apps", "api_tokens: [\"0123456789abcdef\"]\napps: []", nil, []string{"apps: at least one app is required (line 2)"}},

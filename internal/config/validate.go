@@ -33,6 +33,14 @@ func (ps *problems) add(key, format string, args ...any) {
 func (c *Config) validate() []Problem {
 	var ps problems
 	checkAddr(&ps, "listen", c.Listen)
+	if c.PprofListen != "" {
+		checkAddr(&ps, "pprof_listen", c.PprofListen)
+		if host, _, err := net.SplitHostPort(c.PprofListen); err == nil && !loopback(host) {
+			// Profiles show memory, goroutines and command lines: they
+			// are for whoever is on the machine, not the network.
+			ps.add("pprof_listen", "must be a loopback address such as 127.0.0.1:6060, not %q", c.PprofListen)
+		}
+	}
 
 	if len(c.APITokens) == 0 {
 		ps.add("api_tokens", "at least one token is required")
@@ -220,6 +228,15 @@ func checkDefaults(ps *problems, key string, d content.Defaults) {
 
 // checkAddr checks a host:port address; the host may be empty (all
 // interfaces) and the port 0 (any free port).
+// loopback reports whether host is a loopback name or address.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func checkAddr(ps *problems, key, addr string) {
 	if addr == "" {
 		ps.add(key, "required")
