@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pushd/pushd/internal/apns"
@@ -114,4 +115,53 @@ func BenchmarkProcess(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "recipients/s")
+}
+
+// BenchmarkProcessDM runs direct-message jobs, one recipient with one
+// iPhone each, from 20 goroutines as pushd's 20 workers would: the cost
+// per job of the queries and writes around a single push. jobs/s is the
+// figure to read.
+func BenchmarkProcessDM(b *testing.B) {
+	ctx := context.Background()
+	sim := pushsimtest.Start(b, pushsim.Config{})
+	a, f := realSenders(b, sim, "bench")
+	db := storagetest.SQLite(b)
+	reg, mutes, del := installations.NewStore(db), mute.NewStore(db), installations.NewDeliveries(db)
+	const clients = 1000
+	m := sim.Minter()
+	for i := range clients {
+		client := fmt.Sprintf("user-%04d", i)
+		in := installations.Installation{ID: "dev-" + client, AppID: "default", ClientID: client, Provider: installations.APNs,
+			Token: m.APNs(pushsim.FateValid, pushsim.Production, "com.example.chat", uint64(i)), APNsEnv: installations.Production}
+		if _, err := reg.Upsert(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p, err := dispatch.New(dispatch.Config{
+		Apps:  map[string]dispatch.App{"default": {Defaults: config.DefaultContent()}},
+		Mutes: mutes, Registry: reg, Deliveries: del, Senders: senders(a, f, reg, 0),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(10) // 20 goroutines on 2 cores, as 20 workers
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1)
+			job := pushjob.Job{MessageID: fmt.Sprintf("dm%d", i), ConversationID: "conv", FromClientID: "zoe",
+				Recipients: []string{fmt.Sprintf("user-%04d", i%clients)}}
+			job.Normalize()
+			rep, err := p.Process(ctx, job, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if rep.Pending() != 0 {
+				b.Fatalf("%d devices pending", rep.Pending())
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 }

@@ -129,8 +129,12 @@ func (d *Deliveries) Record(ctx context.Context, app, messageID string, rows []D
 	if err != nil {
 		return fmt.Errorf("installations: record %s: %w", messageID, err)
 	}
+	st, err := d.db.Prepared(ctx, d.q.record)
+	if err != nil {
+		return fmt.Errorf("installations: record %s: %w", messageID, err)
+	}
 	err = d.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, d.q.record, app, messageID, string(b), string(outcome.Delivered), string(outcome.EnvCorrected))
+		_, err := tx.StmtContext(ctx, st).ExecContext(ctx, app, messageID, string(b), string(outcome.Delivered), string(outcome.EnvCorrected))
 		return err
 	})
 	if err != nil {

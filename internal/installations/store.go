@@ -116,19 +116,33 @@ func (s *Store) Upsert(ctx context.Context, in Installation) (Installation, erro
 	in = normalize(in)
 	now := s.db.Time(s.now())
 	var out Installation
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		if s.q.lockToken != "" {
-			if _, err := tx.ExecContext(ctx, s.q.lockToken, in.AppID, in.Provider, in.Token); err != nil {
+	var lock *sql.Stmt
+	if s.q.lockToken != "" {
+		var err error
+		if lock, err = s.db.Prepared(ctx, s.q.lockToken); err != nil {
+			return Installation{}, fmt.Errorf("installations: upsert %s: %w", in.ID, err)
+		}
+	}
+	del, err := s.db.Prepared(ctx, s.q.deleteToken)
+	if err != nil {
+		return Installation{}, fmt.Errorf("installations: upsert %s: %w", in.ID, err)
+	}
+	upsert, err := s.db.Prepared(ctx, s.q.upsert)
+	if err != nil {
+		return Installation{}, fmt.Errorf("installations: upsert %s: %w", in.ID, err)
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if lock != nil {
+			if _, err := tx.StmtContext(ctx, lock).ExecContext(ctx, in.AppID, in.Provider, in.Token); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q.deleteToken, in.AppID, in.Provider, in.Token, in.ID); err != nil {
+		if _, err := tx.StmtContext(ctx, del).ExecContext(ctx, in.AppID, in.Provider, in.Token, in.ID); err != nil {
 			return err
 		}
-		row := tx.QueryRowContext(ctx, s.q.upsert,
-			in.ID, in.AppID, in.ClientID, in.Provider, in.Platform, in.Token, in.APNsEnv, in.APNsTopic, in.Locale, in.Timezone, now, now)
 		var err error
-		out, err = scan(row)
+		out, err = scan(tx.StmtContext(ctx, upsert).QueryRowContext(ctx,
+			in.ID, in.AppID, in.ClientID, in.Provider, in.Platform, in.Token, in.APNsEnv, in.APNsTopic, in.Locale, in.Timezone, now, now))
 		return err
 	})
 	if err != nil {
@@ -257,9 +271,13 @@ func (s *Store) IncrementBadges(ctx context.Context, app string, ids []string) (
 	if len(ids) == 0 {
 		return out, nil
 	}
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	st, err := s.db.Prepared(ctx, s.q.incrementBadges)
+	if err != nil {
+		return nil, fmt.Errorf("installations: increment %d badges: %w", len(ids), err)
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		clear(out)
-		rows, err := tx.QueryContext(ctx, s.q.incrementBadges, app, s.db.List(ids))
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, app, s.db.List(ids))
 		if err != nil {
 			return err
 		}

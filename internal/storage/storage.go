@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -60,6 +61,9 @@ const BusyTimeout = 10 * time.Second
 type DB struct {
 	*sql.DB
 	dialect Dialect
+	// stmts keeps every statement run through QueryContext,
+	// QueryRowContext, ExecContext or Stmt, prepared once (prepared.go).
+	stmts sync.Map // query -> *sql.Stmt
 }
 
 // Open opens the database cfg names and checks that it answers. It does not

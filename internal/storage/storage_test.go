@@ -385,3 +385,47 @@ func TestDSNRedacted(t *testing.T) {
 		}
 	}
 }
+
+// A statement is prepared once and kept, on both databases; a transaction
+// runs the kept statement on its own connection, so transactions holding
+// every connection of the pool still get on (none waits for another
+// connection to prepare).
+func TestPreparedStatements(t *testing.T) {
+	for name, db := range map[string]*storage.DB{"sqlite": storagetest.SQLite(t), "postgres": storagetest.Postgres(t)} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			q := db.Rebind("SELECT COUNT(*) FROM installations WHERE app_id = ?")
+			a, err := db.Prepared(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := db.Prepared(ctx, q); a != b {
+				t.Error("the same query was prepared twice")
+			}
+			if _, err := db.Prepared(ctx, "SELECT nope FROM nowhere"); err == nil {
+				t.Error("a broken statement prepared")
+			}
+			var n int
+			if err := db.QueryRowContext(ctx, q, "default").Scan(&n); err != nil || n != 0 {
+				t.Errorf("QueryRowContext: %d, %v", n, err)
+			}
+			if err := db.QueryRowContext(ctx, "SELECT nope FROM nowhere").Scan(&n); err == nil {
+				t.Error("QueryRowContext of a broken statement: no error")
+			}
+			db.SetMaxOpenConns(2)
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					err := db.Tx(ctx, func(tx *sql.Tx) error {
+						var n int
+						return tx.StmtContext(ctx, a).QueryRowContext(ctx, "default").Scan(&n)
+					})
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
