@@ -35,6 +35,9 @@ type attempt struct {
 
 	content content.Resolved
 	badges  map[string]int
+	// bump are the pending devices whose stored badge this message
+	// increments.
+	bump []string
 
 	// done ends the attempt before the next stage.
 	done bool

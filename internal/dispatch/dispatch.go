@@ -5,8 +5,8 @@
 //	expire.go   drop a job that outlived its use
 //	mute.go     drop recipients who muted the conversation
 //	lookup.go   find the remaining recipients' devices
-//	claim.go    put the devices about to be pushed on record
 //	content.go  resolve the job's content, and each device's badge
+//	claim.go    put devices on record before their badges count the message
 //	send.go     fan out to each provider's Sender (sender.go)
 //	record.go   mark dead tokens, record every answer, decide the retry
 //
@@ -137,8 +137,8 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, last bool) (*Re
 		{"expire", p.expire},
 		{"mute", p.mute},
 		{"lookup", p.lookup},
-		{"claim", p.claim},
 		{"content", p.content},
+		{"claim", p.claim},
 		{"send", p.send},
 		{"record", p.record},
 	} {

@@ -26,13 +26,13 @@ func (p *Pipeline) record(ctx context.Context, a *attempt) error {
 
 	giveUp, why := p.cfg.Retry.decide(a)
 	for i, d := range a.pending {
+		res := a.results[i]
 		if errs.unmarked[i] && !a.last {
-			// Left as claimed, so the retry tries the token, and
+			// Still to retry, so the retry tries the token, and
 			// marking it, again. The budget's last attempt records
 			// the answer: the token's next push marks it.
-			continue
+			res = Result{Outcome: outcome.Retrying, Reason: "dead token not marked yet: " + res.Reason, Route: res.Route}
 		}
-		res := a.results[i]
 		w := ""
 		if res.Outcome == outcome.Retrying && giveUp {
 			// The trace says why the retries ended, then the last

@@ -255,8 +255,8 @@ func TestContentStageBadges(t *testing.T) {
 	}{
 		{name: "none", want: map[string]int{}},
 		{name: "fixed", badge: &pushjob.Badge{Value: 3}, want: map[string]int{"ios-fresh": 3, "ios-retry": 3, "android": 3}},
-		{name: "increment: fresh bumped once, retried keeps its count", badge: &pushjob.Badge{Increment: true},
-			want: map[string]int{"ios-fresh": 42, "ios-retry": 5, "android": 42}, bump: []string{"ios-fresh", "android"}},
+		{name: "increment: fresh to bump, retried keeps its count", badge: &pushjob.Badge{Increment: true},
+			want: map[string]int{"ios-retry": 5}, bump: []string{"ios-fresh", "android"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reg := &fakeRegistry{}
@@ -270,8 +270,8 @@ func TestContentStageBadges(t *testing.T) {
 			if err := p.content(context.Background(), a); err != nil {
 				t.Fatal(err)
 			}
-			if !maps.Equal(a.badges, c.want) || !slices.Equal(reg.bumped, c.bump) {
-				t.Errorf("badges %v bumped %v, want %v bumped %v", a.badges, reg.bumped, c.want, c.bump)
+			if !maps.Equal(a.badges, c.want) || !slices.Equal(a.bump, c.bump) || len(reg.bumped) != 0 {
+				t.Errorf("badges %v to bump %v (bumped %v), want %v to bump %v (none bumped yet)", a.badges, a.bump, reg.bumped, c.want, c.bump)
 			}
 		})
 	}
@@ -476,26 +476,35 @@ func TestRecordStage(t *testing.T) {
 }
 
 func TestClaimStage(t *testing.T) {
-	p, a, fr := newAttempt(t, job("a", "b"), []installations.Delivery{dev("a1", "a")}, nil, nil)
+	reg := &fakeRegistry{}
+	p, a, fr := newAttempt(t, job("a", "b"), []installations.Delivery{dev("a1", "a")}, nil, reg)
 	a.ledger.settleRecipient("b", outcome.NoDevice, whyNeverRegistered, whyNeverRegistered)
-	a.pending = []installations.Installation{{ID: "a1", ClientID: "a"}, {ID: "a2", ClientID: "a"}}
+	a.pending = []installations.Installation{{ID: "a1", ClientID: "a"}, {ID: "a2", ClientID: "a"}, {ID: "a3", ClientID: "a"}}
+	a.badges = map[string]int{"a1": 5}
+	a.bump = []string{"a2"}
 	if err := p.claim(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	// One batch: the recipient settled so far and both devices in flight.
-	want := map[string]string{"b": "no_device", "a/a1": "retrying", "a/a2": "retrying"}
-	if got := recorded(fr); !maps.Equal(got, want) || len(fr.recorded) != 3 || a.done {
-		t.Errorf("claimed %v (%d rows, done %v), want %v in one batch", got, len(fr.recorded), a.done, want)
+	// One batch, before the badge moves: the recipient settled so far and
+	// the device whose badge counts the message.
+	want := map[string]string{"b": "no_device", "a/a2": "retrying"}
+	if got := recorded(fr); !maps.Equal(got, want) || len(fr.recorded) != 2 {
+		t.Errorf("claimed %v (%d rows), want %v in one batch", got, len(fr.recorded), want)
 	}
 	for _, r := range fr.recorded {
 		if r.InstallationID != "" && r.Reason != reasonSending {
 			t.Errorf("claim %+v, want reason %q", r, reasonSending)
 		}
 	}
+	if !slices.Equal(reg.bumped, []string{"a2"}) || !maps.Equal(a.badges, map[string]int{"a1": 5, "a2": 42}) {
+		t.Errorf("bumped %v, badges %v; want a2 bumped to 42 beside a1's 5", reg.bumped, a.badges)
+	}
 
-	// Nothing to push: the attempt ends after the claim.
-	p, a, _ = newAttempt(t, job("a"), nil, nil, nil)
-	if err := p.claim(context.Background(), a); err != nil || !a.done {
-		t.Errorf("claim with nothing pending: err %v done %v, want done", err, a.done)
+	// No badge to bump: nothing to claim, nothing written yet.
+	p, a, fr = newAttempt(t, job("a", "b"), nil, nil, nil)
+	a.ledger.settleRecipient("b", outcome.Muted, "", "")
+	a.pending = []installations.Installation{{ID: "a1", ClientID: "a"}}
+	if err := p.claim(context.Background(), a); err != nil || len(fr.recorded) != 0 {
+		t.Errorf("claim without a badge to bump: err %v, wrote %v", err, fr.recorded)
 	}
 }

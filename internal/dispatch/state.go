@@ -22,7 +22,8 @@ package dispatch
 //	no_device        -                                            yes
 //
 // "sending" is stored as retrying with the reason "sending": the device is
-// claimed for an attempt whose answer is not in yet. A row that stays
+// claimed for an attempt whose answer is not in yet (claim.go: only devices
+// whose badge the message bumps are claimed before the send). A row that stays
 // retrying keeps the time it was first claimed. An answer is any outcome a
 // Sender may return (isAnswer): delivered, env_corrected, invalid_token,
 // rejected, auth_error, no_credentials, retrying.
