@@ -81,6 +81,26 @@ func TestPoolOpensConnectionsWhenSaturated(t *testing.T) {
 	}
 }
 
+// TestPoolColdStartOneConnection: pushes that arrive together at a cold
+// start share the first connection once it has answered, rather than each
+// dialling one of their own: one connection carries them all when the
+// server allows that many streams.
+func TestPoolColdStartOneConnection(t *testing.T) {
+	e := startWith(t, pushsim.Config{}, func(c *apns.Config) { c.MaxConnsPerGateway = 4 })
+	toks := make([]string, 100)
+	for i := range toks {
+		toks[i] = e.token(pushsim.FateValid, pushsim.Production, uint64(i))
+	}
+	for i, res := range e.sendAll(t, toks) {
+		if res.Outcome != outcome.Delivered {
+			t.Errorf("push %d: %s %d %q (err %v), want delivered", i, res.Outcome, res.Status, res.Reason, res.Err)
+		}
+	}
+	if n := e.prodConns(); n != 1 {
+		t.Errorf("connections = %d for 100 pushes under a limit of 1000 streams, want 1", n)
+	}
+}
+
 // TestPoolWaitRespectsContext: with every stream of the only allowed
 // connection busy, a push waits, and gives up when its context ends,
 // without dialling another connection.

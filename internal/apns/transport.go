@@ -194,8 +194,9 @@ func closeBody(req *http.Request) {
 }
 
 // acquire returns a connection with a stream reserved for one request:
-// the first connection with a free stream, a new one when all are full
-// and fewer than maxConns are open, or else the first to free a stream.
+// the first connection with a free stream, a new one when all are full,
+// have answered once, none is being dialled and fewer than maxConns are
+// open, or else the first to free a stream.
 func (t *transport) acquire(ctx context.Context, u *url.URL) (*conn, error) {
 	var wake chan struct{}
 	for {
@@ -214,7 +215,7 @@ func (t *transport) acquire(ctx context.Context, u *url.URL) (*conn, error) {
 			wake = t.waitChan()
 			continue
 		}
-		if len(t.conns)+t.dialing < t.maxConns {
+		if len(t.conns)+t.dialing < t.maxConns && t.dialing == 0 && t.settledLocked() {
 			t.dialing++
 			addr := t.addr
 			t.mu.Unlock()
@@ -237,6 +238,21 @@ func (t *transport) acquire(ctx context.Context, u *url.URL) (*conn, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// settledLocked reports whether every connection has answered once, so
+// that its stream limit is known. Until then a connection carries few
+// pushes, and dialling another for each push that finds it full would
+// open every allowed connection at a cold start (four for 17 pushes):
+// pushes wait for the limit instead, one round trip, and a new
+// connection is dialled only when the known streams are all taken.
+func (t *transport) settledLocked() bool {
+	for _, c := range t.conns {
+		if !c.settled.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // reserveLocked drops dead connections and reserves a stream on the first
