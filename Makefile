@@ -35,7 +35,11 @@ pushsim-demo:
 pushsim:
 	$(GO) run ./cmd/pushsim serve
 
-bench:
+# Every package's benchmarks; cmd/pushd's run pushd against Redis and
+# pushsim, so the services are made sure of first.
+bench: tools
+	bash scripts/ensure-redis.sh
+	bash scripts/ensure-postgres.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # The APNs listener under h2load (installs nghttp2-client when missing).
