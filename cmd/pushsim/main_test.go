@@ -16,10 +16,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/logtest"
 	"github.com/pushd/pushd/internal/pushsim"
 	"software.sslmate.com/src/go-pkcs12"
 )
@@ -30,24 +30,6 @@ var loopback = []string{
 	"--apns-development", "127.0.0.1:0",
 	"--fcm", "127.0.0.1:0",
 	"--control", "127.0.0.1:0",
-}
-
-// syncBuffer is a bytes.Buffer that serve's logger and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 type result struct {
@@ -61,7 +43,7 @@ func pushsimRun(t *testing.T, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	c := &cli{stdout: &stdout, stderr: &stderr, started: func(*pushsim.Sim) { cancel() }}
 	code := c.run(ctx, args)
 	return result{code, stdout.String(), stderr.String()}
@@ -70,7 +52,7 @@ func pushsimRun(t *testing.T, args ...string) result {
 type server struct {
 	sim    *pushsim.Sim
 	stdout string
-	stderr *syncBuffer
+	stderr *logtest.Buffer
 	cancel context.CancelFunc
 	done   chan int
 }
@@ -79,7 +61,7 @@ type server struct {
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	started := make(chan *pushsim.Sim, 1)
 	c := &cli{stdout: &stdout, stderr: &stderr, started: func(s *pushsim.Sim) { started <- s }}
 	s := &server{stderr: &stderr, cancel: cancel, done: make(chan int, 1)}

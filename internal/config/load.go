@@ -195,30 +195,28 @@ func overrides() map[string]override {
 			}
 			return nil
 		}},
-		"PUSHD_REDIS_ADDR":         str("redis.addr", func(c *Config) *string { return &c.Redis.Addr }),
-		"PUSHD_REDIS_DB":           num("redis.db", func(c *Config) *int { return &c.Redis.DB }),
-		"PUSHD_REDIS_PASSWORD":     str("redis.password", func(c *Config) *secret.Secret { return &c.Redis.Password }),
-		"PUSHD_DATABASE_DRIVER":    str("database.driver", func(c *Config) *string { return &c.Database.Driver }),
-		"PUSHD_DATABASE_PATH":      str("database.path", func(c *Config) *string { return &c.Database.Path }),
-		"PUSHD_DATABASE_DSN":       str("database.dsn", func(c *Config) *storage.DSN { return &c.Database.DSN }),
-		"PUSHD_WORKER_CONCURRENCY": num("worker.concurrency", func(c *Config) *int { return &c.Worker.Concurrency }),
-		"PUSHD_WORKER_TASK_CHECK_INTERVAL": {"worker.task_check_interval", func(c *Config, v string) error {
-			dur, err := time.ParseDuration(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("must be a duration such as 5ms or 1s, not %q", v)
-			}
-			c.Worker.TaskCheckInterval = dur
-			return nil
-		}},
-		"PUSHD_WORKER_SHUTDOWN_TIMEOUT": {"worker.shutdown_timeout", func(c *Config, v string) error {
-			dur, err := time.ParseDuration(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("must be a duration such as 30s or 1m30s, not %q", v)
-			}
-			c.Worker.ShutdownTimeout = dur
-			return nil
-		}},
+		"PUSHD_REDIS_ADDR":                 str("redis.addr", func(c *Config) *string { return &c.Redis.Addr }),
+		"PUSHD_REDIS_DB":                   num("redis.db", func(c *Config) *int { return &c.Redis.DB }),
+		"PUSHD_REDIS_PASSWORD":             str("redis.password", func(c *Config) *secret.Secret { return &c.Redis.Password }),
+		"PUSHD_DATABASE_DRIVER":            str("database.driver", func(c *Config) *string { return &c.Database.Driver }),
+		"PUSHD_DATABASE_PATH":              str("database.path", func(c *Config) *string { return &c.Database.Path }),
+		"PUSHD_DATABASE_DSN":               str("database.dsn", func(c *Config) *storage.DSN { return &c.Database.DSN }),
+		"PUSHD_WORKER_CONCURRENCY":         num("worker.concurrency", func(c *Config) *int { return &c.Worker.Concurrency }),
+		"PUSHD_WORKER_TASK_CHECK_INTERVAL": dur("worker.task_check_interval", func(c *Config) *time.Duration { return &c.Worker.TaskCheckInterval }),
+		"PUSHD_WORKER_SHUTDOWN_TIMEOUT":    dur("worker.shutdown_timeout", func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout }),
 	}
+}
+
+// dur is the override of a duration key.
+func dur(key string, field func(*Config) *time.Duration) override {
+	return override{key, func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("must be a duration such as 30s or 1m30s, not %q", v)
+		}
+		*field(c) = d
+		return nil
+	}}
 }
 
 // str is the override of a key of a string type: a plain string, a

@@ -62,6 +62,20 @@ func senders(a *apns.Sender, f *fcm.Sender, reg apns.EnvCorrector, parallel int)
 	}
 }
 
+// benchPipeline is the pipeline over the stores and real senders, with the
+// default content of an app that configures none.
+func benchPipeline(b *testing.B, mutes *mute.Store, reg *installations.Store, del *installations.Deliveries, a *apns.Sender, f *fcm.Sender) *dispatch.Pipeline {
+	b.Helper()
+	p, err := dispatch.New(dispatch.Config{
+		Apps:  map[string]dispatch.App{"default": {Defaults: config.DefaultContent()}},
+		Mutes: mutes, Registry: reg, Deliveries: del, Senders: senders(a, f, reg, 0),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
 // BenchmarkProcess runs whole jobs through the real pipeline: SQLite
 // stores, the real apns and fcm senders, pushsim as Apple and Google. Each
 // job has 1 000 recipients, half iPhones and half Android phones, and a
@@ -94,13 +108,7 @@ func BenchmarkProcess(b *testing.B) {
 			}
 		}
 	}
-	p, err := dispatch.New(dispatch.Config{
-		Apps:  map[string]dispatch.App{"default": {Defaults: config.DefaultContent()}},
-		Mutes: mutes, Registry: reg, Deliveries: del, Senders: senders(a, f, reg, 0),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := benchPipeline(b, mutes, reg, del, a, f)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -137,13 +145,7 @@ func BenchmarkProcessDM(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	p, err := dispatch.New(dispatch.Config{
-		Apps:  map[string]dispatch.App{"default": {Defaults: config.DefaultContent()}},
-		Mutes: mutes, Registry: reg, Deliveries: del, Senders: senders(a, f, reg, 0),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := benchPipeline(b, mutes, reg, del, a, f)
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(10) // 20 goroutines on 2 cores, as 20 workers

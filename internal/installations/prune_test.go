@@ -1,7 +1,6 @@
 package installations
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/logtest"
 	"github.com/pushd/pushd/internal/storage/storagetest"
 )
 
@@ -39,24 +39,6 @@ func (f *fakePruner) count() int {
 	return len(f.calls)
 }
 
-// syncBuffer is a log destination safe for the loop's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDeliveryPruner(t *testing.T) {
 	now := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
@@ -70,7 +52,7 @@ func TestDeliveryPruner(t *testing.T) {
 		{"database down", 0, errors.New("connection refused"), "level=WARN msg=\"prune delivery records\" err=\"connection refused\""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs logtest.Buffer
 			f := &fakePruner{n: c.n, err: c.err, seen: make(chan struct{}, 1)}
 			p := newDeliveryPruner(f, retention, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now }, 20*time.Millisecond)
 			p.Start()
@@ -123,7 +105,7 @@ func TestDeliveryPrunerDeletesOldRecords(t *testing.T) {
 	if err := del.Record(ctx, "default", "new", []Delivery{{ClientID: "alice", Outcome: "muted", At: now.Add(-retention + time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logtest.Buffer
 	p := newDeliveryPruner(del, retention, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now }, time.Hour)
 	p.Start()
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,7 +1,6 @@
 package mute
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/logtest"
 	"github.com/pushd/pushd/internal/storage/storagetest"
 )
 
@@ -33,24 +33,6 @@ func (f *fakeStore) Prune(ctx context.Context, now time.Time) (int64, error) {
 	return f.n, f.err
 }
 
-// syncBuffer is a log destination safe for the pruner's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestPruner(t *testing.T) {
 	now := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
@@ -64,7 +46,7 @@ func TestPruner(t *testing.T) {
 		{"database down", 0, errors.New("connection refused"), `level=WARN msg="prune expired mutes" err="connection refused"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs logtest.Buffer
 			f := &fakeStore{n: c.n, err: c.err, seen: make(chan struct{}, 1)}
 			p := newPruner(f, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now }, 20*time.Millisecond)
 			p.Start()
@@ -114,7 +96,7 @@ func TestPrunerDeletesExpiredMutes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs syncBuffer
+	var logs logtest.Buffer
 	later := now.Add(time.Hour)
 	p := newPruner(s, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return later }, time.Hour)
 	p.Start()
