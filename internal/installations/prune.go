@@ -18,16 +18,10 @@ const pruneInterval = time.Hour
 // keeps a retried job from pushing a device twice, so the retention must
 // outlive the longest life of a job: config checks it at start
 // (database.delivery_retention).
-type DeliveryPruner struct {
-	loop      *periodic.Loop
-	del       deliveryPrunable
-	retention time.Duration
-	log       *slog.Logger
-	now       func() time.Time
-}
+type DeliveryPruner struct{ *periodic.Pruner }
 
 // deliveryPrunable is what a DeliveryPruner prunes: *Deliveries, or a fake
-// that fails on demand in tests.
+// in tests.
 type deliveryPrunable interface {
 	Prune(ctx context.Context, before time.Time) (int64, error)
 }
@@ -39,26 +33,7 @@ func NewDeliveryPruner(d *Deliveries, retention time.Duration, log *slog.Logger)
 }
 
 func newDeliveryPruner(d deliveryPrunable, retention time.Duration, log *slog.Logger, now func() time.Time, interval time.Duration) *DeliveryPruner {
-	p := &DeliveryPruner{del: d, retention: retention, log: log, now: now}
-	p.loop = periodic.New(interval, p.prune)
-	return p
-}
-
-// Start prunes at once, in the background, and then every hour.
-func (p *DeliveryPruner) Start() { p.loop.Start() }
-
-// Stop ends the pruning, cancelling a prune in progress, and waits for it
-// until ctx ends.
-func (p *DeliveryPruner) Stop(ctx context.Context) error { return p.loop.Stop(ctx) }
-
-func (p *DeliveryPruner) prune(ctx context.Context) {
-	n, err := p.del.Prune(ctx, p.now().Add(-p.retention))
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// Stopping: the next start prunes.
-	case err != nil:
-		p.log.Warn("prune delivery records", "err", err)
-	case n > 0:
-		p.log.Info("pruned delivery records", "count", n, "older_than", p.retention)
-	}
+	return &DeliveryPruner{periodic.NewPruner("delivery records", interval, log, func(ctx context.Context) (int64, error) {
+		return d.Prune(ctx, now().Add(-retention))
+	})}
 }

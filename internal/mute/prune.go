@@ -15,15 +15,9 @@ const pruneInterval = time.Hour
 
 // Pruner deletes expired mutes (Store.Prune) at start and then every hour,
 // until stopped, and logs how many went.
-type Pruner struct {
-	loop  *periodic.Loop
-	mutes prunable
-	log   *slog.Logger
-	now   func() time.Time
-}
+type Pruner struct{ *periodic.Pruner }
 
-// prunable is what a Pruner prunes: *Store, or a fake that fails on demand
-// in tests.
+// prunable is what a Pruner prunes: *Store, or a fake in tests.
 type prunable interface {
 	Prune(ctx context.Context, now time.Time) (int64, error)
 }
@@ -34,26 +28,7 @@ func NewPruner(s *Store, log *slog.Logger) *Pruner {
 }
 
 func newPruner(s prunable, log *slog.Logger, now func() time.Time, interval time.Duration) *Pruner {
-	p := &Pruner{mutes: s, log: log, now: now}
-	p.loop = periodic.New(interval, p.prune)
-	return p
-}
-
-// Start prunes at once, in the background, and then every hour.
-func (p *Pruner) Start() { p.loop.Start() }
-
-// Stop ends the pruning, cancelling a prune in progress, and waits for it
-// until ctx ends.
-func (p *Pruner) Stop(ctx context.Context) error { return p.loop.Stop(ctx) }
-
-func (p *Pruner) prune(ctx context.Context) {
-	n, err := p.mutes.Prune(ctx, p.now())
-	switch {
-	case err != nil && ctx.Err() != nil:
-		// Stopping: the next start prunes.
-	case err != nil:
-		p.log.Warn("prune expired mutes", "err", err)
-	case n > 0:
-		p.log.Info("pruned expired mutes", "count", n)
-	}
+	return &Pruner{periodic.NewPruner("expired mutes", interval, log, func(ctx context.Context) (int64, error) {
+		return s.Prune(ctx, now())
+	})}
 }

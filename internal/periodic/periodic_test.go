@@ -3,10 +3,13 @@ package periodic_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/logtest"
 	"github.com/pushd/pushd/internal/periodic"
 )
 
@@ -80,5 +83,47 @@ func TestStopCancelsRun(t *testing.T) {
 func TestStopUnstarted(t *testing.T) {
 	if err := periodic.New(time.Hour, func(context.Context) {}).Stop(context.Background()); err != nil {
 		t.Errorf("Stop before Start = %v", err)
+	}
+}
+
+// A pruner logs a line when rows went, a warning when the delete failed,
+// and nothing when there was nothing to delete or it was stopped.
+func TestPrunerLogs(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		n       int64
+		err     error
+		wantLog string // "" for no line
+	}{
+		{"pruned some", 42, nil, `level=INFO msg="pruned old rows" count=42`},
+		{"nothing to prune", 0, nil, ""},
+		{"database down", 0, errors.New("connection refused"), `level=WARN msg="prune old rows" err="connection refused"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs logtest.Buffer
+			ran := make(chan struct{}, 1)
+			p := periodic.NewPruner("old rows", time.Hour, slog.New(slog.NewTextHandler(&logs, nil)), func(context.Context) (int64, error) {
+				defer func() { ran <- struct{}{} }()
+				return c.n, c.err
+			})
+			p.Start()
+			select {
+			case <-ran:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no prune at start")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := p.Stop(ctx); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+			l := logs.String()
+			if c.wantLog == "" && l != "" {
+				t.Errorf("logged %q, want nothing", l)
+			}
+			if c.wantLog != "" && !strings.Contains(l, c.wantLog) {
+				t.Errorf("log %q, want %q", l, c.wantLog)
+			}
+		})
 	}
 }
