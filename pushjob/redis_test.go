@@ -1,16 +1,13 @@
 package pushjob_test
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"os"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pushd/pushd/internal/testenv"
 	"github.com/pushd/pushd/pushjob"
@@ -27,18 +24,8 @@ const redisDB = 14
 // integration test would pass for the wrong reason.
 func testRedis(t *testing.T) asynq.RedisClientOpt {
 	t.Helper()
-	addr := cmp.Or(os.Getenv("PUSHD_REDIS_ADDR"), "127.0.0.1:6379")
-	rc := redis.NewClient(&redis.Options{Addr: addr, DB: redisDB})
-	defer rc.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		testenv.Need(t, "Redis at "+addr, err, "start redis-server or set PUSHD_REDIS_ADDR")
-	}
-	if err := rc.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("flush Redis db %d at %s: %v", redisDB, addr, err)
-	}
-	return asynq.RedisClientOpt{Addr: addr, DB: redisDB}
+	testenv.Redis(t, redisDB)
+	return asynq.RedisClientOpt{Addr: testenv.RedisAddr(), DB: redisDB}
 }
 
 func newClient(t *testing.T, opt asynq.RedisClientOpt) (*asynq.Client, *asynq.Inspector) {

@@ -16,8 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/pushd/pushd/internal/installations"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
@@ -39,12 +37,7 @@ const (
 	e2eRedisDB = 13
 )
 
-func redisAddr() string {
-	if a := os.Getenv("PUSHD_REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
+func redisAddr() string { return testenv.RedisAddr() }
 
 // needRedis flushes the tests' Redis database, or skips (fails in CI) when
 // there is no Redis.
@@ -56,13 +49,7 @@ func needRedis(t testing.TB) {
 // needRedisDB is needRedis for Redis database db.
 func needRedisDB(t testing.TB, db int) {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: redisAddr(), DB: db})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.FlushDB(ctx).Err(); err != nil {
-		testenv.Need(t, "Redis at "+redisAddr(), err, "start redis-server or set PUSHD_REDIS_ADDR")
-	}
+	testenv.Redis(t, db)
 }
 
 type e2e struct {

@@ -1,14 +1,10 @@
 package apns_test
 
 import (
-	"cmp"
 	"context"
 	"net/http"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pushd/pushd/internal/apns"
 	"github.com/pushd/pushd/internal/outcome"
@@ -22,22 +18,6 @@ import (
 // test runs packages in parallel: others use other numbers (pushjob 14,
 // cmd/pushd 13, providertoken 12).
 const redisDB = 11
-
-// testRedis returns a client of an empty redisDB on the Redis at
-// PUSHD_REDIS_ADDR (default 127.0.0.1:6379); without Redis the test is
-// skipped, or fails in CI.
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	addr := cmp.Or(os.Getenv("PUSHD_REDIS_ADDR"), "127.0.0.1:6379")
-	c := redis.NewClient(&redis.Options{Addr: addr, DB: redisDB})
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := c.FlushDB(ctx).Err(); err != nil {
-		testenv.Need(t, "Redis at "+addr, err, "start redis-server or set PUSHD_REDIS_ADDR")
-	}
-	return c
-}
 
 // TestProviderTokenSharedAcrossProcesses is issue 11 at the Sender: two
 // Senders with one .p8 key, standing for two pushd processes, and a third
@@ -53,7 +33,7 @@ func TestProviderTokenSharedAcrossProcesses(t *testing.T) {
 		name  string
 		store func(t *testing.T) apns.TokenStore
 	}{
-		{"redis", func(t *testing.T) apns.TokenStore { return providertoken.NewRedis(testRedis(t), "") }},
+		{"redis", func(t *testing.T) apns.TokenStore { return providertoken.NewRedis(testenv.Redis(t, redisDB), "") }},
 		{"memory", func(*testing.T) apns.TokenStore { return new(providertoken.Memory) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {

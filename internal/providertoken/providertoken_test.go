@@ -1,10 +1,8 @@
 package providertoken_test
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,22 +19,6 @@ import (
 // 14, cmd/pushd 13, internal/apns 11).
 const redisDB = 12
 
-// testRedis returns a client of an empty redisDB on the Redis at
-// PUSHD_REDIS_ADDR (default 127.0.0.1:6379); without Redis the test is
-// skipped, or fails in CI.
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	addr := cmp.Or(os.Getenv("PUSHD_REDIS_ADDR"), "127.0.0.1:6379")
-	c := redis.NewClient(&redis.Options{Addr: addr, DB: redisDB})
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := c.FlushDB(ctx).Err(); err != nil {
-		testenv.Need(t, "Redis at "+addr, err, "start redis-server or set PUSHD_REDIS_ADDR")
-	}
-	return c
-}
-
 type store interface {
 	Load(ctx context.Context, key string) (string, time.Time, error)
 	CompareAndSwap(ctx context.Context, key, old, bearer string, issuedAt time.Time) (bool, error)
@@ -45,7 +27,7 @@ type store interface {
 // TestStores is one suite for both stores: what the signer relies on.
 func TestStores(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { storeSuite(t, new(providertoken.Memory)) })
-	t.Run("redis", func(t *testing.T) { storeSuite(t, providertoken.NewRedis(testRedis(t), "")) })
+	t.Run("redis", func(t *testing.T) { storeSuite(t, providertoken.NewRedis(testenv.Redis(t, redisDB), "")) })
 }
 
 func storeSuite(t *testing.T, s store) {
@@ -116,7 +98,7 @@ func storeSuite(t *testing.T, s store) {
 // TestRedisExpiresWithToken: a stored token goes when Apple would refuse
 // it, so that a stopped deployment's tokens do not linger.
 func TestRedisExpiresWithToken(t *testing.T) {
-	c := testRedis(t)
+	c := testenv.Redis(t, redisDB)
 	s := providertoken.NewRedis(c, "test:")
 	ctx := t.Context()
 	iat := time.Now().Add(-30 * time.Minute)
@@ -146,7 +128,7 @@ func TestRedisExpiresWithToken(t *testing.T) {
 // TestRedisUnreadableIssueTime: a hash whose iat is not a number loads with
 // the zero time, which the signer replaces, rather than failing every load.
 func TestRedisUnreadableIssueTime(t *testing.T) {
-	c := testRedis(t)
+	c := testenv.Redis(t, redisDB)
 	ctx := t.Context()
 	if err := c.HSet(ctx, providertoken.DefaultPrefix+"T:K", "jwt", "jwt-1", "iat", "soon").Err(); err != nil {
 		t.Fatal(err)

@@ -5,9 +5,14 @@
 package testenv
 
 import (
+	"cmp"
+	"context"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // InCI reports whether the tests run in CI.
@@ -24,4 +29,27 @@ func Need(tb testing.TB, what string, err error, hint string) {
 		tb.Fatalf("%s is required in CI: %v (%s)", what, err, hint)
 	}
 	tb.Skipf("%s unavailable: %v (%s)", what, err, hint)
+}
+
+// RedisAddr is the Redis the tests use: PUSHD_REDIS_ADDR, or the local
+// default.
+func RedisAddr() string {
+	return cmp.Or(os.Getenv("PUSHD_REDIS_ADDR"), "127.0.0.1:6379")
+}
+
+// Redis returns a client of Redis database db, flushed, closed when the
+// test ends; without Redis the test is skipped, or fails in CI. go test
+// runs packages in parallel and each flushes its own database, so each
+// package owns its number: pushjob 14, cmd/pushd 13 (and 10 for its
+// restart test), internal/providertoken 12, internal/apns 11.
+func Redis(tb testing.TB, db int) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: db})
+	tb.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		Need(tb, "Redis at "+RedisAddr(), err, "start redis-server or set PUSHD_REDIS_ADDR")
+	}
+	return c
 }
