@@ -19,12 +19,7 @@ func TestAPNsPayloadOtherPushTypes(t *testing.T) {
 		return p
 	}
 	la := func(l pushjob.LiveActivity) *pushjob.LiveActivity { return &l }
-	tests := []struct {
-		name  string
-		p     content.Platform
-		badge *int
-		want  string
-	}{
+	checkPayloads(t, []payloadCase{
 		{"complication is alert-shaped", content.Platform{PushType: pushjob.PushTypeComplication, Body: "3 unread", Sound: "default", ThreadID: "conv-1"},
 			intp(3), `{"aps":{"alert":{"body":"3 unread"},"sound":"default","thread-id":"conv-1","badge":3}}`},
 		{"location is an empty aps and data", with(pushjob.PushTypeLocation, map[string]any{"query": "q1"}),
@@ -50,21 +45,7 @@ func TestAPNsPayloadOtherPushTypes(t *testing.T) {
 				LiveActivity: la(pushjob.LiveActivity{Event: "start", ContentState: map[string]any{}, AttributesType: "CallAttributes", Attributes: map[string]any{"room": "<r1>"}})},
 			nil, `{"aps":{"timestamp":1700000000,"event":"start","content-state":{},"attributes-type":"CallAttributes","attributes":{"room":"<r1>"},` +
 				`"alert":{"body":"Call started"}}}`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := payloadOnce(tc.p, tc.badge, PayloadLimit(tc.p.PushType))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tc.want {
-				t.Errorf("got  %s\nwant %s", got, tc.want)
-			}
-			if !json.Valid(got) {
-				t.Errorf("invalid JSON: %s", got)
-			}
-		})
-	}
+	})
 }
 
 // A liveactivity push's body is trimmed to fit like an alert's.

@@ -12,12 +12,7 @@ import (
 )
 
 func TestAPNsPayloadPushTypes(t *testing.T) {
-	tests := []struct {
-		name  string
-		p     content.Platform
-		badge *int
-		want  string
-	}{
+	checkPayloads(t, []payloadCase{
 		{"background is content-available alone",
 			content.Platform{
 				PushType: pushjob.PushTypeBackground, Title: "t", Body: "b", Sound: "default", Category: "MSG",
@@ -39,21 +34,7 @@ func TestAPNsPayloadPushTypes(t *testing.T) {
 			},
 			intp(2), `{"aps":{"alert":{"title":"Alice","title-loc-key":"CONV_TITLE","title-loc-args":["Team"],"body":"hello","loc-key":"MSG","loc-args":["Alice"]},"category":"MSG","thread-id":"conv-1","badge":2}}`},
 		{"title loc key alone", content.Platform{TitleLocKey: "T"}, nil, `{"aps":{"alert":{"title-loc-key":"T"}}}`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := payloadOnce(tc.p, tc.badge, PayloadLimit(tc.p.PushType))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tc.want {
-				t.Errorf("got  %s\nwant %s", got, tc.want)
-			}
-			if !json.Valid(got) {
-				t.Errorf("invalid JSON: %s", got)
-			}
-		})
-	}
+	})
 }
 
 // The exact aps object of a background push: Apple wants content-available

@@ -29,12 +29,7 @@ func TestAPNsPayloadShape(t *testing.T) {
 		ThreadID: "conv-1", MutableContent: true,
 		Data: map[string]any{"z": 1, "a": map[string]any{"x": []any{true, nil}}, "aps": map[string]any{"alert": "clobbered"}},
 	}
-	tests := []struct {
-		name  string
-		p     content.Platform
-		badge *int
-		want  string
-	}{
+	checkPayloads(t, []payloadCase{
 		{"everything", full, intp(5),
 			`{"aps":{"alert":{"title":"alice","body":"hi <b>&</b> \"you\""},"sound":"default","category":"MSG","thread-id":"conv-1","mutable-content":1,"badge":5},"a":{"x":[true,null]},"z":1}`},
 		{"no badge", content.Platform{Body: "b"}, nil, `{"aps":{"alert":{"body":"b"}}}`},
@@ -44,21 +39,7 @@ func TestAPNsPayloadShape(t *testing.T) {
 		{"badge alone", content.Platform{}, intp(3), `{"aps":{"badge":3}}`},
 		{"empty", content.Platform{}, nil, `{"aps":{}}`},
 		{"data aps dropped", content.Platform{Data: map[string]any{"aps": 1, "k": "v"}}, nil, `{"aps":{},"k":"v"}`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := payloadOnce(tc.p, tc.badge, MaxPayload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tc.want {
-				t.Errorf("got  %s\nwant %s", got, tc.want)
-			}
-			if !json.Valid(got) {
-				t.Errorf("invalid JSON: %s", got)
-			}
-		})
-	}
+	})
 }
 
 func TestAPNsPayloadEscapes(t *testing.T) {
