@@ -67,8 +67,9 @@ type Observer interface {
 	// never_registered or all_invalid; failed: throttled or
 	// retries_exhausted), or empty.
 	Observe(app string, o outcome.Outcome, why string, n int)
-	// Attempt counts one push's answer, final or not.
-	Attempt(app, provider string, o outcome.Outcome, reason string)
+	// Attempt counts n pushes of one provider that met the same answer,
+	// final or not.
+	Attempt(app, provider string, o outcome.Outcome, reason string, n int)
 }
 
 // Config wires a Pipeline.
@@ -155,4 +156,4 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, last bool) (*Re
 type nopObserver struct{}
 
 func (nopObserver) Observe(string, outcome.Outcome, string, int)    {}
-func (nopObserver) Attempt(string, string, outcome.Outcome, string) {}
+func (nopObserver) Attempt(string, string, outcome.Outcome, string, int) {}

@@ -162,9 +162,18 @@ func (f *fakeFCM) count() int {
 type observer struct {
 	mu sync.Mutex
 	n  map[outcome.Outcome]int
+	// attempts counts pushes by "provider/outcome".
+	attempts map[string]int
 }
 
-func (o *observer) Attempt(string, string, outcome.Outcome, string) {}
+func (o *observer) Attempt(_, provider string, oc outcome.Outcome, _ string, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.attempts == nil {
+		o.attempts = make(map[string]int)
+	}
+	o.attempts[provider+"/"+string(oc)] += n
+}
 
 func (o *observer) Observe(app string, oc outcome.Outcome, _ string, n int) {
 	o.mu.Lock()

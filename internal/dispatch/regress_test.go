@@ -208,6 +208,12 @@ func TestRegressionRetryingCountedOnce(t *testing.T) {
 	if got := w.obs.get(outcome.Delivered); got != 1 {
 		t.Errorf("delivered counted %d times, want once", got)
 	}
+	// The attempts are counted apart, each one.
+	w.obs.mu.Lock()
+	defer w.obs.mu.Unlock()
+	if a := w.obs.attempts; a["apns/retrying"] != 3 || a["apns/delivered"] != 1 {
+		t.Errorf("attempts %v, want apns/retrying 3 and apns/delivered 1", a)
+	}
 }
 
 // A job enqueued without a timestamp (by an IM server that writes its own

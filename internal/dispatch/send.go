@@ -51,8 +51,19 @@ func (p *Pipeline) send(ctx context.Context, a *attempt) error {
 		})
 	}
 	wg.Wait()
+	// Counted per answer, not per device: a group's thousands of
+	// deliveries are one call.
+	type answer struct {
+		provider string
+		o        outcome.Outcome
+		reason   string
+	}
+	answers := make(map[answer]int)
 	for i, d := range a.pending {
-		p.cfg.Observer.Attempt(a.job.AppID, string(d.Provider), a.results[i].Outcome, a.results[i].Reason)
+		answers[answer{string(d.Provider), a.results[i].Outcome, a.results[i].Reason}]++
+	}
+	for k, n := range answers {
+		p.cfg.Observer.Attempt(a.job.AppID, k.provider, k.o, k.reason, n)
 	}
 	return nil
 }

@@ -48,12 +48,12 @@ func (c *Counters) Observe(app string, o outcome.Outcome, why string, n int) {
 	add(&c.m, key{app, o, why}, int64(n))
 }
 
-// Attempt counts one push's answer by provider, final or not. The
+// Attempt counts n pushes' answer by provider, final or not. The
 // provider's reason is a label only when it is one of its codes
 // (BadDeviceToken, QUOTA_EXCEEDED); error texts, which are unbounded,
 // count as "other".
-func (c *Counters) Attempt(app, provider string, o outcome.Outcome, reason string) {
-	add(&c.attempts, attemptKey{app, provider, o, reasonLabel(reason)}, 1)
+func (c *Counters) Attempt(app, provider string, o outcome.Outcome, reason string, n int) {
+	add(&c.attempts, attemptKey{app, provider, o, reasonLabel(reason)}, int64(n))
 }
 
 // reasonLabel bounds a reason label's values to the providers' codes:

@@ -14,10 +14,10 @@ func TestCounters(t *testing.T) {
 	var c Counters
 	c.Observe("chat", outcome.Delivered, "", 2)
 	c.Observe("chat", outcome.NoDevice, "all_invalid", 1)
-	c.Attempt("chat", "apns", outcome.Retrying, "ServiceUnavailable")
-	c.Attempt("chat", "apns", outcome.Retrying, "ServiceUnavailable")
-	c.Attempt("chat", "fcm", outcome.Retrying, "apns: dial tcp 10.0.0.1:443: connection refused")
-	c.Attempt("chat", "fcm", outcome.Delivered, "")
+	c.Attempt("chat", "apns", outcome.Retrying, "ServiceUnavailable", 1)
+	c.Attempt("chat", "apns", outcome.Retrying, "ServiceUnavailable", 1)
+	c.Attempt("chat", "fcm", outcome.Retrying, "apns: dial tcp 10.0.0.1:443: connection refused", 1)
+	c.Attempt("chat", "fcm", outcome.Delivered, "", 1)
 	c.JobRejected("invalid_job")
 	var b strings.Builder
 	if _, err := c.WriteTo(&b); err != nil {
