@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pemfile"
+	"github.com/pushd/pushd/internal/providertoken"
 	"github.com/pushd/pushd/internal/retryafter"
 )
 
@@ -50,8 +50,8 @@ type Config struct {
 	// Tokens keeps the provider tokens of .p8 keys for the whole
 	// deployment: every process that pushes with a key, and a process
 	// restarted, must present the same token (TokenStore). nil keeps them
-	// in this Sender alone, which is right only for a lone process that is
-	// never restarted within 20 minutes.
+	// in this Sender's memory alone, which is right only for a lone
+	// process that is never restarted within 20 minutes.
 	Tokens TokenStore
 	// Logger receives the credential errors (auth_error), at most one line
 	// per app and minute, and the provider token store's outages; nil
@@ -180,11 +180,12 @@ func New(cfg Config) (*Sender, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
-	var store TokenStore = unshared{}
-	if cfg.Tokens != nil {
-		store = cfg.Tokens
+	store := cfg.Tokens
+	if store == nil {
+		// This Sender's tokens, shared with nobody.
+		store = new(providertoken.Memory)
 	}
 	s := &Sender{apps: make(map[string]*app, len(cfg.Apps)), now: now, auth: newAuthLog(log, now)}
 	signers := make(map[string]*signer) // key id -> signer

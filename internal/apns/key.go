@@ -85,18 +85,6 @@ type TokenStore interface {
 	CompareAndSwap(ctx context.Context, key, old, bearer string, issuedAt time.Time) (swapped bool, err error)
 }
 
-// unshared is the TokenStore of a Sender configured with none: it holds
-// nothing, so each renewal signs, and the tokens are the Sender's alone.
-type unshared struct{}
-
-func (unshared) Load(context.Context, string) (string, time.Time, error) {
-	return "", time.Time{}, nil
-}
-
-func (unshared) CompareAndSwap(context.Context, string, string, string, time.Time) (bool, error) {
-	return true, nil
-}
-
 // signer is the provider token (JWT) of one signing key, shared by every
 // app and environment that uses the key and, through the store, by every
 // process of the deployment.

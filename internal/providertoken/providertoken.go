@@ -100,9 +100,9 @@ func (r *Redis) CompareAndSwap(ctx context.Context, key, old, bearer string, iss
 	return n == 1, nil
 }
 
-// Memory keeps the tokens in this process: for one pushd that shares its
-// tokens with nobody, and for tests of several Senders standing for
-// several processes. Unlike Redis it survives no restart. The zero value
+// Memory keeps the tokens in this process: an apns.Sender's own when it is
+// given no store, and in tests several Senders standing for several
+// processes. Unlike Redis it survives no restart. The zero value
 // is ready to use.
 type Memory struct {
 	mu     sync.Mutex
