@@ -155,5 +155,5 @@ func (p *Pipeline) Process(ctx context.Context, job pushjob.Job, last bool) (*Re
 
 type nopObserver struct{}
 
-func (nopObserver) Observe(string, outcome.Outcome, string, int)    {}
+func (nopObserver) Observe(string, outcome.Outcome, string, int)         {}
 func (nopObserver) Attempt(string, string, outcome.Outcome, string, int) {}
