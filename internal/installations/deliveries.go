@@ -40,7 +40,7 @@ func accepted(o string) bool {
 // keeps a device from receiving one message twice.
 type Deliveries struct {
 	db *storage.DB
-	q  struct{ record, outcomes, trace, prune string }
+	q  struct{ record, trace, prune string }
 }
 
 // NewDeliveries returns the delivery record over db, which must be
@@ -67,8 +67,6 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 				outcome = excluded.outcome, reason = excluded.reason, provider_id = excluded.provider_id, at = excluded.at
 			WHERE deliveries.outcome NOT IN (?4, ?5)`
 	}
-	d.q.outcomes = db.Rebind(`SELECT installation_id, outcome FROM deliveries
-		WHERE app_id = ? AND message_id = ? AND installation_id ` + db.InList())
 	d.q.trace = db.Rebind(`SELECT installation_id, client_id, outcome, reason, provider_id, at FROM deliveries
 		WHERE app_id = ? AND message_id = ? ORDER BY client_id, installation_id`)
 	d.q.prune = db.Rebind(`DELETE FROM deliveries WHERE at < ?`)
@@ -151,31 +149,6 @@ func (d *Deliveries) jsonTime(t time.Time) any {
 		return t.Format(time.RFC3339Nano)
 	}
 	return v
-}
-
-// Outcomes reports, in one query, the last recorded outcome of each of the
-// installations for the message; installations never tried are absent.
-func (d *Deliveries) Outcomes(ctx context.Context, app, messageID string, installationIDs []string) (map[string]string, error) {
-	out := make(map[string]string)
-	if len(installationIDs) == 0 {
-		return out, nil
-	}
-	rows, err := d.db.QueryContext(ctx, d.q.outcomes, app, messageID, d.db.List(installationIDs))
-	if err != nil {
-		return nil, fmt.Errorf("installations: outcomes %s: %w", messageID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, o string
-		if err := rows.Scan(&id, &o); err != nil {
-			return nil, fmt.Errorf("installations: outcomes %s: %w", messageID, err)
-		}
-		out[id] = o
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("installations: outcomes %s: %w", messageID, err)
-	}
-	return out, nil
 }
 
 // Trace returns everything recorded for a message, ordered by client and
