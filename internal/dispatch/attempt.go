@@ -29,9 +29,6 @@ type attempt struct {
 	// index for index.
 	pending []installations.Installation
 	results []Result
-	// fresh are the pending devices never tried for this message: only
-	// their badges count it.
-	fresh map[string]bool
 
 	content content.Resolved
 	badges  map[string]int

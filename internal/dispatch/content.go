@@ -29,7 +29,7 @@ func (p *Pipeline) content(_ context.Context, a *attempt) error {
 		case b == nil:
 		case !b.Increment:
 			a.badges[d.ID] = b.Value
-		case a.fresh[d.ID]:
+		case a.ledger.fresh(d.ID):
 			a.bump = append(a.bump, d.ID)
 		default:
 			a.badges[d.ID] = d.Badge

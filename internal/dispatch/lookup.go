@@ -32,14 +32,10 @@ func (p *Pipeline) lookup(ctx context.Context, a *attempt) error {
 	}
 	valid := make(map[string]bool, len(devices))
 	withDevice := make(map[string]bool, len(devices))
-	a.fresh = make(map[string]bool, len(devices))
 	for _, d := range devices {
 		valid[d.ID] = true
 		withDevice[d.ClientID] = true
-		switch st := a.ledger.deviceState(d.ID); {
-		case st == "":
-			a.fresh[d.ID] = true
-		case st.Final():
+		if a.ledger.deviceState(d.ID).Final() {
 			// Settled on an earlier attempt (accepted, dead token,
 			// refused): never pushed again.
 			a.ledger.seen(d)

@@ -235,7 +235,12 @@ func TestLookupStage(t *testing.T) {
 			for _, d := range a.pending {
 				pending = append(pending, d.ID)
 			}
-			fresh := slices.Sorted(maps.Keys(a.fresh))
+			var fresh []string
+			for _, d := range a.pending {
+				if a.ledger.fresh(d.ID) {
+					fresh = append(fresh, d.ID)
+				}
+			}
 			if got := recorded(fr); !maps.Equal(got, c.want) || !slices.Equal(pending, c.pending) || !slices.Equal(fresh, c.fresh) {
 				t.Errorf("recorded %v pending %v fresh %v, want %v pending %v fresh %v", got, pending, fresh, c.want, c.pending, c.fresh)
 			}
@@ -260,13 +265,14 @@ func TestContentStageBadges(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reg := &fakeRegistry{}
-			p, a, _ := newAttempt(t, job("a"), nil, nil, reg)
+			// ios-retry was tried before; the others are fresh.
+			tried := []installations.Delivery{{InstallationID: "ios-retry", ClientID: "a", Outcome: string(outcome.Retrying)}}
+			p, a, _ := newAttempt(t, job("a"), tried, nil, reg)
 			a.app = App{Defaults: content.Defaults{Badge: c.badge}}
 			a.pending = []installations.Installation{
 				dev("ios-fresh", installations.PlatformIOS, 0), dev("ios-retry", installations.PlatformIOS, 5),
 				dev("android", installations.PlatformAndroid, 0), dev("web", installations.PlatformWeb, 0),
 			}
-			a.fresh = map[string]bool{"ios-fresh": true, "android": true, "web": true}
 			if err := p.content(context.Background(), a); err != nil {
 				t.Fatal(err)
 			}

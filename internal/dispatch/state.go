@@ -63,7 +63,7 @@ const reasonSending = "sending"
 // deviceMay reports whether a device row in state from (empty: no row)
 // may move to state to: the table above.
 func deviceMay(from, to outcome.Outcome) bool {
-	if from != "" && from.Final() {
+	if from.Final() {
 		return false
 	}
 	switch to {
@@ -201,6 +201,10 @@ func (l *ledger) deviceState(id string) outcome.Outcome {
 	return ""
 }
 
+// fresh reports whether the device has no row: it was never tried for
+// this message, so its badge does not count it yet.
+func (l *ledger) fresh(id string) bool { return l.devices[id] == nil }
+
 // unsettledDevices are c's device rows not yet final.
 func (l *ledger) unsettledDevices(c string) []*entry {
 	var out []*entry
@@ -310,7 +314,7 @@ func (l *ledger) recipient(c string) RecipientResult {
 			InstallationID: e.row.InstallationID, Provider: e.provider, Route: e.route,
 			Outcome: e.state(), Reason: e.row.Reason, Throttled: e.throttled,
 		}
-		if e.prior != "" && e.prior.Final() {
+		if e.prior.Final() {
 			// Settled before this attempt and left alone by it.
 			d.Reason = "earlier attempt"
 		}

@@ -19,6 +19,9 @@ func TestDeviceTransitions(t *testing.T) {
 		outcome.Delivered, outcome.EnvCorrected, outcome.InvalidToken, outcome.Rejected, outcome.AuthError,
 		outcome.NoCredentials, outcome.Failed, outcome.Expired, outcome.NoDevice,
 	}
+	if outcome.Outcome("").Final() {
+		t.Error("no row yet is final")
+	}
 	for _, from := range []outcome.Outcome{"", outcome.Retrying} {
 		for _, to := range open {
 			if !deviceMay(from, to) {

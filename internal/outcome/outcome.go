@@ -42,5 +42,5 @@ func All() []Outcome {
 }
 
 // Final reports whether a device with this outcome must not be pushed again
-// for the same message.
-func (o Outcome) Final() bool { return o != Retrying }
+// for the same message. No outcome yet ("") is not final.
+func (o Outcome) Final() bool { return o != "" && o != Retrying }
