@@ -472,16 +472,23 @@ func idByte(c byte) bool {
 		c == '_' || c == '.' || c == '-'
 }
 
-// Normalize fills in defaults: DefaultApp, PriorityNormal, and the current
-// time for a zero Timestamp. NewTask normalizes the job it carries, so a
-// worker sees the Timestamp the TTL counts from.
-func (j *Job) Normalize() {
+// ApplyDefaults fills in DefaultApp and PriorityNormal, and leaves a zero
+// Timestamp zero: a worker running a job enqueued without one must not
+// take its own time for the message's.
+func (j *Job) ApplyDefaults() {
 	if j.AppID == "" {
 		j.AppID = DefaultApp
 	}
 	if j.Priority == "" {
 		j.Priority = PriorityNormal
 	}
+}
+
+// Normalize fills in defaults: DefaultApp, PriorityNormal, and the current
+// time for a zero Timestamp. NewTask normalizes the job it carries, so a
+// worker sees the Timestamp the TTL counts from.
+func (j *Job) Normalize() {
+	j.ApplyDefaults()
 	if j.Timestamp.IsZero() {
 		j.Timestamp = time.Now().UTC()
 	}

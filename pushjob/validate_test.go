@@ -492,6 +492,16 @@ func TestValidationErrorJSON(t *testing.T) {
 	}
 }
 
+// ApplyDefaults is Normalize without the stamp: a worker must not take
+// its own time for the message's.
+func TestApplyDefaults(t *testing.T) {
+	var j pushjob.Job
+	j.ApplyDefaults()
+	if j.AppID != pushjob.DefaultApp || j.Priority != pushjob.PriorityNormal || !j.Timestamp.IsZero() {
+		t.Errorf("ApplyDefaults = app %q, priority %q, timestamp %v; want defaults and no timestamp", j.AppID, j.Priority, j.Timestamp)
+	}
+}
+
 func TestNormalize(t *testing.T) {
 	var j pushjob.Job
 	before := time.Now()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -42,17 +41,12 @@ func NewWorker(p *Pipeline, log *slog.Logger) *Worker {
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	job, err := pushjob.Decode(t.Payload())
 	if err == nil {
-		// Normalize would stamp a job that carries no timestamp (one an
-		// IM server enqueued itself, not through pushjob.NewTask) with
-		// this attempt's time, so its TTL and the retry bounds would
-		// restart on every attempt; the pipeline anchors it on the
-		// job's record instead.
-		unstamped := job.Timestamp.IsZero()
-		job.Normalize()
+		// A job that carries no timestamp (one an IM server enqueued
+		// itself, not through pushjob.NewTask) is not stamped with this
+		// attempt's time, or its TTL and the retry bounds would restart
+		// on every attempt: the pipeline anchors it on its record.
+		job.ApplyDefaults()
 		err = job.Validate()
-		if unstamped {
-			job.Timestamp = time.Time{}
-		}
 	}
 	if err != nil {
 		w.reject("invalid_job")
