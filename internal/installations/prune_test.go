@@ -27,10 +27,7 @@ func TestDeliveryPrunerDeletesOldRecords(t *testing.T) {
 	var logs logtest.Buffer
 	p := newDeliveryPruner(del, retention, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now }, time.Hour)
 	p.Start()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "count=1") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	logs.WaitFor("count=1", 5*time.Second)
 	ctx2, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.Stop(ctx2); err != nil {

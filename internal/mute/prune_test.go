@@ -31,10 +31,7 @@ func TestPrunerDeletesExpiredMutes(t *testing.T) {
 	later := now.Add(time.Hour)
 	p := newPruner(s, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return later }, time.Hour)
 	p.Start()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "count=1") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	logs.WaitFor("count=1", 5*time.Second)
 	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.Stop(stopCtx); err != nil {
