@@ -62,18 +62,31 @@ func senders(a *apns.Sender, f *fcm.Sender, reg apns.EnvCorrector, parallel int)
 	}
 }
 
-// benchPipeline is the pipeline over the stores and real senders, with the
-// default content of an app that configures none.
-func benchPipeline(b *testing.B, mutes *mute.Store, reg *installations.Store, del *installations.Deliveries, a *apns.Sender, f *fcm.Sender) *dispatch.Pipeline {
+// benchWorld is a pipeline over fresh SQLite stores and the real
+// senders talking to pushsim, for the app "default" with the content of an
+// app that configures none.
+type benchWorld struct {
+	sim   *pushsim.Sim
+	reg   *installations.Store
+	mutes *mute.Store
+	p     *dispatch.Pipeline
+}
+
+func newBenchWorld(b *testing.B) *benchWorld {
 	b.Helper()
+	sim := pushsimtest.Start(b, pushsim.Config{})
+	a, f := realSenders(b, sim, "bench")
+	db := storagetest.SQLite(b)
+	w := &benchWorld{sim: sim, reg: installations.NewStore(db), mutes: mute.NewStore(db)}
 	p, err := dispatch.New(dispatch.Config{
 		Apps:  map[string]dispatch.App{"default": {Defaults: config.DefaultContent()}},
-		Mutes: mutes, Registry: reg, Deliveries: del, Senders: senders(a, f, reg, 0),
+		Mutes: w.mutes, Registry: w.reg, Deliveries: installations.NewDeliveries(db), Senders: senders(a, f, w.reg, 0),
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return p
+	w.p = p
+	return w
 }
 
 // BenchmarkProcess runs whole jobs through the real pipeline: SQLite
@@ -82,13 +95,10 @@ func benchPipeline(b *testing.B, mutes *mute.Store, reg *installations.Store, de
 // tenth of them muted; recipients/s is the figure to read.
 func BenchmarkProcess(b *testing.B) {
 	ctx := context.Background()
-	sim := pushsimtest.Start(b, pushsim.Config{})
-	a, f := realSenders(b, sim, "bench")
-
-	db := storagetest.SQLite(b)
-	reg, mutes, del := installations.NewStore(db), mute.NewStore(db), installations.NewDeliveries(db)
+	w := newBenchWorld(b)
+	reg, mutes, p := w.reg, w.mutes, w.p
 	const n = 1000
-	m := sim.Minter()
+	m := w.sim.Minter()
 	var recipients []string
 	for i := range n {
 		client := fmt.Sprintf("user-%04d", i)
@@ -108,7 +118,6 @@ func BenchmarkProcess(b *testing.B) {
 			}
 		}
 	}
-	p := benchPipeline(b, mutes, reg, del, a, f)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -131,12 +140,10 @@ func BenchmarkProcess(b *testing.B) {
 // figure to read.
 func BenchmarkProcessDM(b *testing.B) {
 	ctx := context.Background()
-	sim := pushsimtest.Start(b, pushsim.Config{})
-	a, f := realSenders(b, sim, "bench")
-	db := storagetest.SQLite(b)
-	reg, mutes, del := installations.NewStore(db), mute.NewStore(db), installations.NewDeliveries(db)
+	w := newBenchWorld(b)
+	reg, p := w.reg, w.p
 	const clients = 1000
-	m := sim.Minter()
+	m := w.sim.Minter()
 	for i := range clients {
 		client := fmt.Sprintf("user-%04d", i)
 		in := installations.Installation{ID: "dev-" + client, AppID: "default", ClientID: client, Provider: installations.APNs,
@@ -145,7 +152,6 @@ func BenchmarkProcessDM(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	p := benchPipeline(b, mutes, reg, del, a, f)
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(10) // 20 goroutines on 2 cores, as 20 workers
