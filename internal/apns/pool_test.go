@@ -1,7 +1,6 @@
 package apns_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/apns"
+	"github.com/pushd/pushd/internal/logtest"
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/internal/pushsim/pushsimtest"
@@ -183,24 +183,11 @@ func (c *fakeClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+// jsonLines decodes the JSON log lines in out.
+func jsonLines(t *testing.T, out string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for l := range strings.SplitSeq(strings.TrimSpace(b.b.String()), "\n") {
+	var lines []map[string]any
+	for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
 		if l == "" {
 			continue
 		}
@@ -208,16 +195,16 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("log line %q: %v", l, err)
 		}
-		out = append(out, m)
+		lines = append(lines, m)
 	}
-	return out
+	return lines
 }
 
 // TestAuthErrorLoggedOncePerMinute: 100 credential refusals within a minute
 // are one log line; a minute later the next refusal is another line that
 // counts the 99 left out. No line shows a provider or device token.
 func TestAuthErrorLoggedOncePerMinute(t *testing.T) {
-	var buf syncBuffer
+	var buf logtest.Buffer
 	// The clock starts at the real time: provider tokens are issued by
 	// it, and pushsim judges their age by its own.
 	clock := &fakeClock{t: time.Now()}
@@ -236,7 +223,7 @@ func TestAuthErrorLoggedOncePerMinute(t *testing.T) {
 		}
 		clock.add(100 * time.Millisecond) // 10s in all: still the same minute
 	}
-	lines := buf.lines(t)
+	lines := jsonLines(t, buf.String())
 	if len(lines) != 1 {
 		t.Fatalf("%d log lines after 100 auth errors, want 1: %v", len(lines), lines)
 	}
@@ -248,16 +235,14 @@ func TestAuthErrorLoggedOncePerMinute(t *testing.T) {
 	clock.add(time.Minute)
 	want(t, e.send(t, apns.Request{Token: toks[0], Env: apns.Development}), outcome.AuthError, 403, "InvalidProviderToken")
 	want(t, e.send(t, apns.Request{Token: toks[1]}), outcome.AuthError, 403, "InvalidProviderToken")
-	lines = buf.lines(t)
+	lines = jsonLines(t, buf.String())
 	if len(lines) != 2 {
 		t.Fatalf("%d log lines after a minute more, want 2: %v", len(lines), lines)
 	}
 	if l := lines[1]; l["suppressed"] != 99.0 || l["env"] != apns.Development {
 		t.Errorf("second line = %v, want 99 suppressed, development", l)
 	}
-	buf.mu.Lock()
-	text := buf.b.String()
-	buf.mu.Unlock()
+	text := buf.String()
 	t.Log(strings.TrimSpace(text))
 	for _, secret := range append([]string{"eyJ", "bearer", e.key.KeyID}, toks...) {
 		if strings.Contains(text, secret) {

@@ -1,7 +1,6 @@
 package apns
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v4"
 
+	"github.com/pushd/pushd/internal/logtest"
 	"github.com/pushd/pushd/internal/outcome"
 	"github.com/pushd/pushd/internal/providertoken"
 	"github.com/pushd/pushd/internal/pushsim"
@@ -374,24 +374,6 @@ func (f *flakyStore) CompareAndSwap(ctx context.Context, key, old, bearer string
 	return f.TokenStore.CompareAndSwap(ctx, key, old, bearer, at)
 }
 
-// lockedBuffer is a log destination for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestTokenStoreUnavailable: without the store, pushes go on with a token
 // of the process's own; the outage is logged once, without the token, and
 // pushes ask the store again storeRetry later, storing that token then.
@@ -401,7 +383,7 @@ func TestTokenStoreUnavailable(t *testing.T) {
 	tk := newTestKey(t, sim)
 	store := &flakyStore{TokenStore: new(providertoken.Memory)}
 	store.fail.Store(1 << 20)
-	var log lockedBuffer
+	var log logtest.Buffer
 	s := tk.sender(t, Config{Tokens: store, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	for range 3 {
 		wantDelivered(t, "push without the store", sendOne(s, sim))
@@ -529,7 +511,7 @@ func TestStoredTokenOfAnotherKey(t *testing.T) {
 			if ok, _ := store.CompareAndSwap(t.Context(), tk.name(), old, bad, issued); !ok {
 				t.Fatal("store refused the token")
 			}
-			var log lockedBuffer
+			var log logtest.Buffer
 			s := tk.sender(t, Config{Tokens: store, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 			wantDelivered(t, "push", sendOne(s, sim))
 			if got, _, _ := store.Load(t.Context(), tk.name()); got == bad || got != s.bearerOf() {
@@ -576,7 +558,7 @@ func TestStoreLostRecovers(t *testing.T) {
 	sim := pushsimtest.Start(t, pushsim.Config{Now: clock.Now})
 	tk := newTestKey(t, sim)
 	store := newLostStore()
-	var log lockedBuffer
+	var log logtest.Buffer
 	cfg := Config{Tokens: store, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&log, nil))}
 	a, c := tk.sender(t, cfg), tk.sender(t, cfg)
 	wantDelivered(t, "a", sendOne(a, sim))
