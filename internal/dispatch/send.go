@@ -18,7 +18,9 @@ func (p *Pipeline) send(ctx context.Context, a *attempt) error {
 	for i, d := range a.pending {
 		prov := string(d.Provider)
 		if p.cfg.Senders[prov] == nil {
-			a.results[i] = Result{Outcome: outcome.NoCredentials, Reason: "no sender for provider " + prov}
+			// Registered by a pushd that sends through a provider
+			// this one does not (a rollback): not this device's fault.
+			a.results[i] = Result{Outcome: outcome.NoCredentials, Reason: "this pushd does not send through provider " + strconv.Quote(prov)}
 			continue
 		}
 		batches[prov] = append(batches[prov], i)
