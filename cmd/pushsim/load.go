@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +47,7 @@ against anything else that speaks APNs.`,
 			conns := fs.Int("connections", 1, "HTTP/2 `connections` (one apns2 client each)")
 			tokens := fs.Int("tokens", 1000, "distinct device `tokens` to cycle through")
 			caPath := fs.String("ca", "", "`file` of the CA to trust (default DIR/ca.pem)")
+			asJSON := fs.Bool("json", false, "print the result as one JSON object, for scripts")
 			bearer := fs.String("bearer", "", "provider `token` to present instead of signing a new one; APNs refuses a\nnew token for one key within 20 minutes, so runs in a row share one ('pushsim bearer')")
 			return func(ctx context.Context, c *cli) error {
 				switch {
@@ -85,7 +87,7 @@ against anything else that speaks APNs.`,
 				return runLoad(ctx, c, loadSpec{
 					url: *target, env: e, topic: *topic, seed: *seed, key: key, roots: pool,
 					requests: *requests, inflight: *inflight, conns: *conns, tokens: *tokens,
-					bearer: *bearer,
+					bearer: *bearer, json: *asJSON,
 				})
 			}
 		},
@@ -100,6 +102,7 @@ type loadSpec struct {
 	roots                             *x509.CertPool
 	requests, inflight, conns, tokens int
 	bearer                            string
+	json                              bool
 }
 
 func runLoad(ctx context.Context, c *cli, sp loadSpec) error {
@@ -158,10 +161,20 @@ func runLoad(ctx context.Context, c *cli, sp loadSpec) error {
 	all := slices.Concat(latencies...)
 	slices.Sort(all)
 	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
-	fmt.Fprintf(c.stdout, "apns2 load: %d pushes, %d in flight over %d connection(s), %d bytes each, GOMAXPROCS %d\n",
-		len(all), sp.inflight, sp.conns, len(payload), runtime.GOMAXPROCS(0))
-	fmt.Fprintf(c.stdout, "  %.0f pushes/s in %v\n", float64(len(all))/elapsed.Seconds(), elapsed.Round(time.Millisecond))
-	fmt.Fprintf(c.stdout, "  latency p50 %v  p90 %v  p99 %v  max %v\n", pct(0.50), pct(0.90), pct(0.99), all[len(all)-1])
+	if sp.json {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b, _ := json.Marshal(map[string]any{
+			"pushes": len(all), "failed": failed.Load(), "inflight": sp.inflight, "connections": sp.conns,
+			"seconds": elapsed.Seconds(), "pushes_per_s": float64(len(all)) / elapsed.Seconds(),
+			"p50_ms": ms(pct(0.50)), "p99_ms": ms(pct(0.99)), "max_ms": ms(all[len(all)-1]),
+		})
+		fmt.Fprintf(c.stdout, "%s\n", b)
+	} else {
+		fmt.Fprintf(c.stdout, "apns2 load: %d pushes, %d in flight over %d connection(s), %d bytes each, GOMAXPROCS %d\n",
+			len(all), sp.inflight, sp.conns, len(payload), runtime.GOMAXPROCS(0))
+		fmt.Fprintf(c.stdout, "  %.0f pushes/s in %v\n", float64(len(all))/elapsed.Seconds(), elapsed.Round(time.Millisecond))
+		fmt.Fprintf(c.stdout, "  latency p50 %v  p90 %v  p99 %v  max %v\n", pct(0.50), pct(0.90), pct(0.99), all[len(all)-1])
+	}
 	if n := failed.Load(); n > 0 {
 		return fmt.Errorf("%d of %d pushes failed; first: %s", n, len(all), firstErr.Load())
 	}

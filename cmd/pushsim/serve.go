@@ -33,6 +33,7 @@ type serveOptions struct {
 	project         string
 	topic           string
 	maxStreams      int
+	tokenInterval   time.Duration
 	logLevel        string
 }
 
@@ -71,6 +72,7 @@ Once listening, serve prints where everything is, then logs "ready".`,
 			fs.StringVar(&o.project, "project", "pushsim-demo", "FCM `project` to make a service account for when there is none")
 			fs.StringVar(&o.topic, "topic", "com.example.chat", "bundle `id` of the APNs certificates made on first start")
 			fs.IntVar(&o.maxStreams, "max-streams", 1000, "`number` of concurrent HTTP/2 streams the APNs gateways allow a connection (SETTINGS_MAX_CONCURRENT_STREAMS)")
+			fs.DurationVar(&o.tokenInterval, "provider-token-interval", 20*time.Minute, "least `time` between two new APNs provider tokens of one key, as Apple enforces;\n0 accepts a new token at any time (benchmarks whose clients each sign their own)")
 			fs.StringVar(&o.logLevel, "log-level", "info", "least `level` logged to stderr: debug, info, warn or error")
 			return func(ctx context.Context, c *cli) error { return c.serve(ctx, &o) }
 		},
@@ -118,6 +120,8 @@ func (o *serveOptions) check() (serveConfig, error) {
 		return sc, usageErrorf("--project %q: want a project id, which names a file", o.project)
 	case o.maxStreams < 1:
 		return sc, usageErrorf("--max-streams %d: want at least 1", o.maxStreams)
+	case o.tokenInterval < 0:
+		return sc, usageErrorf("--provider-token-interval %v: want 0 or more", o.tokenInterval)
 	case (o.caCert == "") != (o.caKey == ""):
 		return sc, usageErrorf("--ca-cert and --ca-key go together")
 	case (o.tlsCert == "") != (o.tlsKey == ""):
@@ -190,6 +194,8 @@ func (c *cli) serve(ctx context.Context, o *serveOptions) error {
 		FCMAddr:              o.fcm,
 		ControlAddr:          o.control,
 		MaxConcurrentStreams: o.maxStreams,
+		// The config's zero is Apple's interval; the flag's zero is none.
+		ProviderTokenInterval: cmp.Or(o.tokenInterval, -1),
 		Logger:               log,
 	})
 	if err != nil {

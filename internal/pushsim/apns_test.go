@@ -795,6 +795,11 @@ func TestControlAPI(t *testing.T) {
 	if err := json.Unmarshal(rc.Payload, &payload); err != nil || payload["conv"] != "conv-1" {
 		t.Errorf("receipt payload %s: %v", rc.Payload, err)
 	}
+	brief, err := ctl.ReceiptTimes(ctx)
+	if err != nil || len(brief) != 2 || brief[0].Token != toks[0] || brief[0].Count != 2 || brief[0].Last.Before(brief[0].First) ||
+		len(brief[0].Payload) != 0 || len(brief[0].Headers) != 0 {
+		t.Errorf("brief receipts: %+v %v; want two tokens, counts and times, no payloads", brief, err)
+	}
 	if _, ok, err := ctl.Receipt(ctx, strings.Repeat("0", 64)); ok || err != nil {
 		t.Errorf("receipt of an unseen token: ok %v err %v", ok, err)
 	}

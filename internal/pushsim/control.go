@@ -20,7 +20,7 @@ import (
 //	GET    /healthz
 //	GET    /v1/info                 URLs, seed, keys and accounts
 //	GET    /v1/counts               answers by listener, status and reason; connections; requests in flight
-//	GET    /v1/receipts             every token that accepted a push
+//	GET    /v1/receipts             every token that accepted a push (?brief=true: counts and times only)
 //	GET    /v1/receipts/{token}     one token: count, times, headers, payload
 //	POST   /v1/reset                forget counts, receipts, faults and in-flight peaks
 //	GET    /v1/faults               rules and their hits
@@ -55,7 +55,15 @@ func (s *Sim) controlHandler() http.Handler {
 		})
 	})
 	mux.HandleFunc("GET /v1/receipts", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, receiptsReply{Receipts: s.Receipts()})
+		rcs := s.Receipts()
+		// A benchmark of a million pushes wants counts and times, not a
+		// gigabyte of payloads.
+		if brief, _ := strconv.ParseBool(r.URL.Query().Get("brief")); brief {
+			for i := range rcs {
+				rcs[i].Headers, rcs[i].Payload = nil, nil
+			}
+		}
+		writeJSON(w, http.StatusOK, receiptsReply{Receipts: rcs})
 	})
 	mux.HandleFunc("GET /v1/receipts/{token}", func(w http.ResponseWriter, r *http.Request) {
 		rc, ok := s.Receipt(r.PathValue("token"))
@@ -317,6 +325,14 @@ func (c *Control) Receipt(ctx context.Context, token string) (rc Receipt, ok boo
 func (c *Control) Receipts(ctx context.Context) ([]Receipt, error) {
 	var r receiptsReply
 	_, err := c.do(ctx, http.MethodGet, "/v1/receipts", nil, &r, http.StatusOK)
+	return r.Receipts, err
+}
+
+// ReceiptTimes is Receipts without headers and payloads: each token's
+// count and first and last receipt.
+func (c *Control) ReceiptTimes(ctx context.Context) ([]Receipt, error) {
+	var r receiptsReply
+	_, err := c.do(ctx, http.MethodGet, "/v1/receipts?brief=true", nil, &r, http.StatusOK)
 	return r.Receipts, err
 }
 

@@ -52,7 +52,7 @@ type Receipt struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Payload is the last accepted body: the APNs JSON payload, or the FCM
 	// "message" object.
-	Payload json.RawMessage `json:"payload"`
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 const recordShards = 64

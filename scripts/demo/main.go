@@ -8,17 +8,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -27,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/scripts/internal/stack"
 )
 
 const (
@@ -51,78 +46,49 @@ func run(ctx context.Context) error {
 	if err := os.RemoveAll(work); err != nil {
 		return err
 	}
-	for _, d := range []string{filepath.Join(work, "bin"), certs} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
 	step("building pushd and pushsim")
-	for _, b := range []string{"pushd", "pushsim"} {
-		if err := command(ctx, "go", "build", "-o", filepath.Join(work, "bin", b), "./cmd/"+b).Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/%s: %w", b, err)
-		}
-	}
-
-	step("starting pushsim (APNs production and development gateways, FCM, OAuth2)")
-	simPorts := []string{freePort(), freePort(), freePort(), freePort()}
-	sim, err := start(filepath.Join(work, "pushsim.log"), nil, filepath.Join(work, "bin", "pushsim"), "serve",
-		"--dir", filepath.Join(work, "pushsim"), "--seed", seed, "--topic", topic, "--project", project,
-		"--default-fate", "malformed",
-		"--apns-production", simPorts[0], "--apns-development", simPorts[1], "--fcm", simPorts[2], "--control", simPorts[3])
+	pushdBin, simBin, err := stack.Build(ctx, filepath.Join(work, "bin"))
 	if err != nil {
 		return err
 	}
-	defer sim.stop()
-	control := "http://" + simPorts[3]
-	// pushsim listens before it has made its keys and accounts, and says
-	// "ready" once they are written.
-	if err := waitLog(ctx, sim, "msg=ready"); err != nil {
-		return fmt.Errorf("pushsim: %w", err)
+
+	step("starting pushsim (APNs production and development gateways, FCM, OAuth2)")
+	sim, err := stack.StartSim(ctx, simBin, work, stack.SimOptions{Seed: seed, Topic: topic, Project: project, DefaultFate: "malformed"})
+	if err != nil {
+		return err
 	}
+	defer sim.Stop()
 
 	step("writing credentials to " + certs + "/ and the config to " + work + "/pushd.yaml")
-	keyID, teamID, err := copyCredentials(filepath.Join(work, "pushsim"), certs)
+	creds, err := sim.CopyCredentials(certs, project)
 	if err != nil {
 		return err
 	}
 	apiToken := rand.Text() // 26 characters, 130 random bits
-	listen := freePort()
+	listen := stack.FreePort()
 	cfg := fmt.Sprintf(`# Written by make demo: pushd against pushsim, SQLite beside Redis.
 listen: %s
 api_tokens: ["${PUSHD_DEMO_TOKEN}"]
 redis: {addr: %q, db: 12}
 database: {driver: sqlite, path: pushd.db}
 apps:
-  - id: %s
-    apns:
-      key_file: ../../%s/AuthKey_%s.p8
-      key_id: %s
-      team_id: %s
-      topic: %s
-      production_url: https://%s
-      development_url: https://%s
-      ca_file: ../../%s/pushsim-ca.pem
-    fcm:
-      credentials_file: ../../%s/fcm-service-account.json
-      endpoint: https://%s/v1
-      ca_file: ../../%s/pushsim-ca.pem
-    defaults:
+%s`, listen, stack.RedisAddr(), sim.AppYAML(appID, topic, creds, `    defaults:
       title: "${fromClientId}"
       body: "New message in ${convId}"
-`, listen, redisAddr(), appID, certs, keyID, keyID, teamID, topic, simPorts[0], simPorts[1], certs, certs, simPorts[2], certs)
+`))
 	cfgPath := filepath.Join(work, "pushd.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
 
-	step("starting pushd serve (SQLite at " + work + "/pushd.db, Redis at " + redisAddr() + ")")
-	pushd, err := start(filepath.Join(work, "pushd.log"), []string{"PUSHD_DEMO_TOKEN=" + apiToken}, filepath.Join(work, "bin", "pushd"), "serve", "--config", cfgPath)
+	step("starting pushd serve (SQLite at " + work + "/pushd.db, Redis at " + stack.RedisAddr() + ")")
+	pushd, err := stack.Start(filepath.Join(work, "pushd.log"), []string{"PUSHD_DEMO_TOKEN=" + apiToken}, pushdBin, "serve", "--config", cfgPath)
 	if err != nil {
 		return err
 	}
-	defer pushd.stop()
-	api := &client{base: "http://" + listen, token: apiToken}
-	if err := waitHTTP(ctx, api.base+"/readyz", pushd); err != nil {
+	defer pushd.Stop()
+	api := &client{stack.Client{Base: "http://" + listen, Token: apiToken}}
+	if err := pushd.WaitHTTP(ctx, api.Base+"/readyz"); err != nil {
 		return fmt.Errorf("pushd: %w", err)
 	}
 
@@ -147,7 +113,7 @@ apps:
 		if d.env != "" {
 			body["apns_env"] = d.env
 		}
-		if st, b := api.do(ctx, "PUT", "/v1/installations/"+d.id, body); st != 200 {
+		if st, b := api.Do(ctx, "PUT", "/v1/installations/"+d.id, body); st != 200 {
 			return fmt.Errorf("register %s: %d %s", d.id, st, b)
 		}
 	}
@@ -155,7 +121,7 @@ apps:
 		client        string
 		allowMentions bool
 	}{{"dan", false}, {"eve", true}} {
-		if st, b := api.do(ctx, "PUT", "/v1/mutes/"+mu.client+"/team-chat", map[string]any{"app_id": appID, "allow_mentions": mu.allowMentions}); st != 200 {
+		if st, b := api.Do(ctx, "PUT", "/v1/mutes/"+mu.client+"/team-chat", map[string]any{"app_id": appID, "allow_mentions": mu.allowMentions}); st != 200 {
 			return fmt.Errorf("mute %s: %d %s", mu.client, st, b)
 		}
 	}
@@ -166,10 +132,10 @@ apps:
 		"app_id": appID, "message_id": msgID, "conversation_id": "team-chat", "from_client_id": "zoe",
 		"recipients": []string{"ana", "ben", "cai", "dan", "eve", "fay", "gus", "hal", "ida"}, "mentions": []string{"eve"},
 	}
-	if st, b := api.do(ctx, "POST", "/v1/push", job); st != 202 {
+	if st, b := api.Do(ctx, "POST", "/v1/push", job); st != 202 {
 		return fmt.Errorf("POST /v1/push: %d %s", st, b)
 	}
-	if st, _ := api.do(ctx, "POST", "/v1/push", job); st != 409 {
+	if st, _ := api.Do(ctx, "POST", "/v1/push", job); st != 409 {
 		return fmt.Errorf("the same message enqueued twice was not refused (status %d)", st)
 	}
 	trace, err := api.waitTrace(ctx, msgID, 9)
@@ -197,7 +163,7 @@ apps:
 	tw.Flush()
 
 	// What the simulated devices received, from pushsim's control API.
-	ctl := pushsim.NewControl(control)
+	ctl := pushsim.NewControl(sim.ControlURL())
 	fmt.Println("\nAt the simulated devices (pushsim control API):")
 	for _, d := range devices {
 		rc, ok, err := ctl.Receipt(ctx, d.token)
@@ -216,7 +182,7 @@ apps:
 			InvalidReason string `json:"invalid_reason"`
 		} `json:"installations"`
 	}
-	st, b := api.do(ctx, "GET", "/v1/installations?app_id="+appID+"&client_id=gus", nil)
+	st, b := api.Do(ctx, "GET", "/v1/installations?app_id="+appID+"&client_id=gus", nil)
 	if st != 200 || json.Unmarshal(b, &reg) != nil || len(reg.Installations) != 1 {
 		return fmt.Errorf("read gus's installation: %d %s", st, b)
 	}
@@ -224,7 +190,7 @@ apps:
 	if reg.Installations[0].Valid {
 		wrong++
 	}
-	_, metrics := api.do(ctx, "GET", "/metrics", nil)
+	_, metrics := api.Do(ctx, "GET", "/metrics", nil)
 	fmt.Println("\nDashboards (GET /metrics):")
 	for _, line := range strings.Split(string(metrics), "\n") {
 		if strings.HasPrefix(line, "pushd_pushes_total") {
@@ -233,8 +199,8 @@ apps:
 	}
 
 	step("stopping pushd (SIGTERM drains jobs in flight) and pushsim")
-	if err := pushd.stop(); err != nil {
-		return fmt.Errorf("pushd did not stop cleanly: %w (see %s)", err, pushd.logPath)
+	if err := pushd.Stop(); err != nil {
+		return fmt.Errorf("pushd did not stop cleanly: %w (see %s)", err, pushd.LogPath)
 	}
 	if wrong > 0 {
 		return fmt.Errorf("%d recipients met an unexpected outcome; logs in %s", wrong, work)
@@ -245,164 +211,8 @@ apps:
 
 func step(s string) { fmt.Println("==> " + s) }
 
-func redisAddr() string {
-	if a := os.Getenv("PUSHD_REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	c := exec.CommandContext(ctx, name, args...)
-	c.Stdout, c.Stderr = os.Stderr, os.Stderr
-	return c
-}
-
-// proc is a child process whose output goes to a log file.
-type proc struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan error
-	stopped bool
-}
-
-func start(logPath string, env []string, name string, args ...string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: exec.Command(name, args...), logPath: logPath, exited: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.Env = append(os.Environ(), env...)
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		p.exited <- p.cmd.Wait()
-		f.Close()
-	}()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop() error {
-	if p.stopped {
-		return nil
-	}
-	p.stopped = true
-	if p.cmd.Process == nil {
-		return nil
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		return err
-	case <-time.After(40 * time.Second):
-		p.cmd.Process.Kill()
-		return errors.New("did not exit within 40s of SIGTERM")
-	}
-}
-
-// waitLog waits for text to appear in p's log.
-func waitLog(ctx context.Context, p *proc, text string) error {
-	return waitReady(ctx, p, func() bool {
-		b, _ := os.ReadFile(p.logPath)
-		return bytes.Contains(b, []byte(text))
-	})
-}
-
-// waitHTTP waits for url to answer 200.
-func waitHTTP(ctx context.Context, url string, p *proc) error {
-	return waitReady(ctx, p, func() bool {
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-}
-
-// waitReady polls ready for up to a minute, giving up with p's log when p
-// exits first.
-func waitReady(ctx context.Context, p *proc, ready func() bool) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if ready() {
-			return nil
-		}
-		select {
-		case err := <-p.exited:
-			log, _ := os.ReadFile(p.logPath)
-			return fmt.Errorf("exited (%v) before it was ready:\n%s", err, log)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	log, _ := os.ReadFile(p.logPath)
-	return fmt.Errorf("not ready after 60s:\n%s", log)
-}
-
-// copyCredentials puts pushsim's test credentials where an operator's would
-// go: the app's folder under certs/.
-func copyCredentials(simDir, certs string) (keyID, teamID string, err error) {
-	keys, err := filepath.Glob(filepath.Join(simDir, "apns", "AuthKey_*.p8"))
-	if err != nil || len(keys) != 1 {
-		return "", "", fmt.Errorf("want one APNs key in %s/apns, found %d", simDir, len(keys))
-	}
-	keyID = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(keys[0]), "AuthKey_"), ".p8")
-	teamID = pushsim.DefaultTeamID
-	copies := map[string]string{
-		keys[0]: filepath.Join(certs, filepath.Base(keys[0])),
-		filepath.Join(simDir, "fcm", project+".json"): filepath.Join(certs, "fcm-service-account.json"),
-		filepath.Join(simDir, "ca.pem"):               filepath.Join(certs, "pushsim-ca.pem"),
-	}
-	old, _ := filepath.Glob(filepath.Join(certs, "AuthKey_*.p8"))
-	for _, o := range old {
-		os.Remove(o)
-	}
-	for from, to := range copies {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			return "", "", err
-		}
-		if err := os.WriteFile(to, b, 0o600); err != nil {
-			return "", "", err
-		}
-	}
-	return keyID, teamID, nil
-}
-
-type client struct{ base, token string }
-
-func (c *client) do(ctx context.Context, method, path string, body any) (int, []byte) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, []byte(err.Error())
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
+// client is the IM server's side of pushd's API.
+type client struct{ stack.Client }
 
 type traceRow struct {
 	InstallationID string `json:"installation_id"`
@@ -414,7 +224,7 @@ type traceRow struct {
 func (c *client) waitTrace(ctx context.Context, msgID string, want int) (map[string]traceRow, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		st, b := c.do(ctx, "GET", "/v1/messages/"+msgID+"?app_id="+appID, nil)
+		st, b := c.Do(ctx, "GET", "/v1/messages/"+msgID+"?app_id="+appID, nil)
 		var tr struct {
 			Deliveries []traceRow `json:"deliveries"`
 		}
