@@ -196,7 +196,7 @@ func (c *cli) serve(ctx context.Context, o *serveOptions) error {
 		MaxConcurrentStreams: o.maxStreams,
 		// The config's zero is Apple's interval; the flag's zero is none.
 		ProviderTokenInterval: cmp.Or(o.tokenInterval, -1),
-		Logger:               log,
+		Logger:                log,
 	})
 	if err != nil {
 		return err
