@@ -12,8 +12,11 @@ import (
 // TaskType is the asynq task type of a job.
 const TaskType = "push:offline"
 
-// MaxRecipients is the most recipients one job may name.
-const MaxRecipients = 10_000
+// MaxRecipients is the most recipients one job may name: a chat group of
+// a million. pushd splits a job with more recipients than its chunk size
+// (worker.chunk_size) into child jobs, so that every worker of every pushd
+// process shares a big group's work.
+const MaxRecipients = 1_000_000
 
 // DefaultApp is the app a job without app_id belongs to.
 const DefaultApp = "default"

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,9 +44,9 @@ const (
 	// failures; with the worker's backoff that covers hours of provider
 	// trouble.
 	MaxRetry = 12
-	// Timeout bounds one attempt of a job, whose fan-out is at most
-	// MaxRecipients: pushd does not split jobs, so an IM server sends a
-	// larger one as several.
+	// Timeout bounds one attempt of a job. pushd splits a job larger than
+	// its chunk size into child jobs, each with its own attempts, so no
+	// attempt sends to more than a chunk's devices.
 	Timeout = 2 * time.Minute
 	// Retention is how long a finished task is kept, and so how long its
 	// message id stays taken: the same message enqueued again within it
@@ -73,6 +74,14 @@ func TaskID(appID, messageID string) string {
 		appID = DefaultApp
 	}
 	return "push:" + idPart(appID) + ":" + idPart(messageID)
+}
+
+// ChildTaskID returns the task id of the child job n (from 0) of a
+// message split by pushd: TaskID(appID, messageID), ":" and n. A parent
+// retried after it enqueued some of its children meets their ids taken and
+// does not enqueue them twice.
+func ChildTaskID(appID, messageID string, n int) string {
+	return TaskID(appID, messageID) + ":" + strconv.Itoa(n)
 }
 
 func idPart(s string) string {

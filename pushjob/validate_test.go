@@ -442,7 +442,7 @@ func TestValidateTooManyRecipients(t *testing.T) {
 	if got := fields(t, err); !slices.Equal(got, []string{"recipients"}) {
 		t.Fatalf("fields = %q, want [recipients]", got)
 	}
-	if !strings.Contains(err.Error(), "at most 10000 recipients") {
+	if !strings.Contains(err.Error(), "at most 1000000 recipients") {
 		t.Errorf("error %q does not give the limit", err)
 	}
 

@@ -206,6 +206,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // call sends a JSON request with the API token and decodes the answer.
+// call sends body as JSON and decodes the answer into out: JSON, or the
+// text as it is when out is a *string.
 func (e *e2e) call(method, path string, body any, out any) int {
 	e.t.Helper()
 	var rd io.Reader
@@ -221,6 +223,11 @@ func (e *e2e) call(method, path string, body any, out any) int {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	if text, ok := out.(*string); ok {
+		// A text answer, such as /metrics.
+		*text = string(b)
+		return resp.StatusCode
+	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
 			e.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)

@@ -241,9 +241,11 @@ func newRedis(lc fx.Lifecycle, cfg *config.Config) *asynq.Client {
 
 func newEnqueuer(c *asynq.Client) *pushjob.Enqueuer { return pushjob.NewEnqueuer(c) }
 
-func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *dispatch.Pipeline, c *stats.Counters) {
+func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *dispatch.Pipeline, c *stats.Counters, rc *asynq.Client) {
 	w := dispatch.NewWorker(p, log)
 	w.Rejected = c.JobRejected
+	// The client is closed after the workers stop: fx stops in reverse.
+	w.Split = &dispatch.Splitter{Size: cfg.Worker.ChunkSize, Children: rc}
 	srv := asynq.NewServer(redisOpt(cfg), asynq.Config{
 		Concurrency:       cfg.Worker.Concurrency,
 		Queues:            cfg.Worker.Queues,

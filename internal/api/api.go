@@ -74,10 +74,12 @@ type Config struct {
 }
 
 // DefaultMaxBody is the largest request body unless Config says otherwise:
-// 4 MiB, which the largest valid job fits, 10 000 recipients
-// (pushjob.MaxRecipients) with ids of 256 bytes (pushjob.MaxIDLen) being
-// about 2.6 MB of JSON, with room for its content and data.
-const DefaultMaxBody = 4 << 20
+// 64 MiB, which a job of a million recipients (pushjob.MaxRecipients) fits
+// with ids of up to about 60 bytes. A million ids of the longest kind
+// (pushjob.MaxIDLen) would be 260 MB, more than one request should make
+// pushd hold; an IM server with such ids enqueues through pushjob, which
+// has no body limit, or raises MaxBody.
+const DefaultMaxBody = 64 << 20
 
 // Handler serves the API.
 type Handler struct {

@@ -33,6 +33,7 @@
 //	PUSHD_DATABASE_PATH             database.path
 //	PUSHD_DATABASE_DSN              database.dsn
 //	PUSHD_WORKER_CONCURRENCY        worker.concurrency
+//	PUSHD_WORKER_CHUNK_SIZE         worker.chunk_size
 //	PUSHD_WORKER_SHUTDOWN_TIMEOUT   worker.shutdown_timeout
 //	PUSHD_WORKER_TASK_CHECK_INTERVAL worker.task_check_interval
 //
@@ -115,6 +116,10 @@ type Database struct {
 type Worker struct {
 	// Concurrency is how many jobs run at once.
 	Concurrency int `yaml:"concurrency"`
+	// ChunkSize is the most recipients a job is processed with: a larger
+	// one is split into child jobs of this many, which every worker of
+	// every pushd process shares.
+	ChunkSize int `yaml:"chunk_size"`
 	// Queues are the weights of pushjob's priority queues.
 	Queues map[string]int `yaml:"queues"`
 	// ShutdownTimeout bounds how long SIGTERM waits for jobs in flight.
@@ -242,6 +247,7 @@ func Default() *Config {
 		Database: Database{Path: "data/pushd.db", DeliveryRetention: 7 * 24 * time.Hour},
 		Worker: Worker{
 			Concurrency:       20,
+			ChunkSize:         1000,
 			Queues:            pushjob.Queues(),
 			ShutdownTimeout:   30 * time.Second,
 			TaskCheckInterval: 5 * time.Millisecond,

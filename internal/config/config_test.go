@@ -62,6 +62,7 @@ redis: {addr: "redis.internal:6380", db: 2, password: "s3cret"}
 database: {driver: postgres, dsn: "postgres://pushd:pw@db:5432/pushd"}
 worker:
   concurrency: 64
+  chunk_size: 5000
   queues: {push-high: 10, push-normal: 5, push-low: 1}
   shutdown_timeout: 1m30s
 apps:
@@ -101,6 +102,7 @@ apps:
 		Database:  Database{Driver: "postgres", Path: filepath.Join(c.Dir, "data/pushd.db"), DSN: "postgres://pushd:pw@db:5432/pushd", DeliveryRetention: 7 * 24 * time.Hour},
 		Worker: Worker{
 			Concurrency:       64,
+			ChunkSize:         5000,
 			Queues:            map[string]int{"push-high": 10, "push-normal": 5, "push-low": 1},
 			ShutdownTimeout:   90 * time.Second,
 			TaskCheckInterval: 5 * time.Millisecond,
@@ -251,6 +253,8 @@ func TestValidationRules(t *testing.T) {
 			"worker.queues.push-lo: unknown queue; pushd's are push-high, push-normal and push-low (line 1)",
 			"worker.queues: missing push-low: its jobs would never run (line 1)",
 		}},
+		{"chunk size low", "worker: {chunk_size: 99}\n" + minimal, nil, []string{"worker.chunk_size: must be between 100 and 1000000 (line 1)"}},
+		{"chunk size high", "worker: {chunk_size: 1000001}\n" + minimal, nil, []string{"worker.chunk_size: must be between 100 and 1000000 (line 1)"}},
 		{"shutdown timeout", "worker: {shutdown_timeout: 0s}\n" + minimal, nil, []string{"worker.shutdown_timeout: must be positive (line 1)"}},
 		{"pprof on the network", "pprof_listen: 0.0.0.0:6060\n" + minimal, nil, []string{`pprof_listen: must be a loopback address such as 127.0.0.1:6060, not "0.0.0.0:6060" (line 1)`}},
 		{"pprof without host", "pprof_listen: :6060\n" + minimal, nil, []string{`pprof_listen: must be a loopback address such as 127.0.0.1:6060, not ":6060" (line 1)`}},
@@ -492,6 +496,7 @@ func TestEnvOverrides(t *testing.T) {
 		"PUSHD_DATABASE_DSN=postgres://u:p@h/db",
 		"PUSHD_WORKER_TASK_CHECK_INTERVAL=20ms",
 		"PUSHD_WORKER_CONCURRENCY=7",
+		"PUSHD_WORKER_CHUNK_SIZE=250",
 		"PUSHD_WORKER_SHUTDOWN_TIMEOUT=5s",
 		"UNRELATED=1",
 	}
@@ -508,7 +513,7 @@ worker: {concurrency: 1, shutdown_timeout: 1s}
 		!reflect.DeepEqual(c.APITokens, []secret.Secret{"tokentokentoken-1", "tokentokentoken-2"}) ||
 		c.Redis != (Redis{Addr: "redis:6379", DB: 3, Password: ""}) ||
 		c.Database != (Database{Driver: "postgres", Path: filepath.Join(c.Dir, "other.db"), DSN: "postgres://u:p@h/db", DeliveryRetention: 7 * 24 * time.Hour}) ||
-		c.Worker.Concurrency != 7 || c.Worker.ShutdownTimeout != 5*time.Second || c.Worker.TaskCheckInterval != 20*time.Millisecond {
+		c.Worker.Concurrency != 7 || c.Worker.ChunkSize != 250 || c.Worker.ShutdownTimeout != 5*time.Second || c.Worker.TaskCheckInterval != 20*time.Millisecond {
 		t.Errorf("overrides not applied: %+v", c)
 	}
 

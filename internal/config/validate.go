@@ -21,6 +21,10 @@ import (
 const (
 	MinAPITokenLen = 16
 	MaxConcurrency = 10_000
+	// MinChunkSize is the smallest worker.chunk_size: below it a big job
+	// becomes so many child jobs that enqueueing them costs more than the
+	// sharing gains.
+	MinChunkSize = 100
 )
 
 type problems []Problem
@@ -99,6 +103,9 @@ func (c *Config) validate() []Problem {
 			// A missing queue is never served: its jobs wait forever.
 			ps.add("worker.queues", "missing %s: its jobs would never run", q)
 		}
+	}
+	if w.ChunkSize < MinChunkSize || w.ChunkSize > pushjob.MaxRecipients {
+		ps.add("worker.chunk_size", "must be between %d and %d", MinChunkSize, pushjob.MaxRecipients)
 	}
 	if w.ShutdownTimeout <= 0 {
 		ps.add("worker.shutdown_timeout", "must be positive")

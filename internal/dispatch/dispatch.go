@@ -51,7 +51,9 @@ type Registry interface {
 // Deliveries is the per-message record: the trace an operator reads, and
 // what keeps a retry from pushing a device twice.
 type Deliveries interface {
-	Trace(ctx context.Context, app, messageID string) ([]installations.Delivery, error)
+	// TraceClients reads what is on record for the message's clients: a
+	// job of a message split into child jobs reads its own recipients'.
+	TraceClients(ctx context.Context, app, messageID string, clients []string) ([]installations.Delivery, error)
 	Record(ctx context.Context, app, messageID string, rows []installations.Delivery) error
 }
 

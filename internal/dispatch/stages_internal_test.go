@@ -24,8 +24,14 @@ type fakeRecord struct {
 	recorded []installations.Delivery
 }
 
-func (f *fakeRecord) Trace(context.Context, string, string) ([]installations.Delivery, error) {
-	return f.rows, nil
+func (f *fakeRecord) TraceClients(_ context.Context, _, _ string, clients []string) ([]installations.Delivery, error) {
+	var out []installations.Delivery
+	for _, r := range f.rows {
+		if slices.Contains(clients, r.ClientID) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeRecord) Record(_ context.Context, _, _ string, rows []installations.Delivery) error {

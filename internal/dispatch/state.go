@@ -133,9 +133,10 @@ type settledKey struct {
 	why string
 }
 
-// openLedger reads the message's record: one query.
+// openLedger reads the record of the message's recipients in this job:
+// one query.
 func (p *Pipeline) openLedger(ctx context.Context, job pushjob.Job, now time.Time) (*ledger, error) {
-	rows, err := p.cfg.Deliveries.Trace(ctx, job.AppID, job.MessageID)
+	rows, err := p.cfg.Deliveries.TraceClients(ctx, job.AppID, job.MessageID, job.Recipients)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: read deliveries: %w", err)
 	}

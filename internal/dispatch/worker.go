@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,6 +18,8 @@ type Worker struct {
 	log *slog.Logger
 	// Rejected counts jobs archived at once because they cannot run.
 	Rejected func(reason string)
+	// Split, when set, splits jobs larger than its size into child jobs.
+	Split *Splitter
 
 	// mu guards the attempts and outcomes since the last summary.
 	mu       sync.Mutex
@@ -52,16 +53,29 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		w.reject("invalid_job")
 		return fmt.Errorf("%w: invalid job: %v", asynq.SkipRetry, err)
 	}
+	if _, ok := w.p.cfg.Apps[job.AppID]; !ok {
+		w.reject("unknown_app")
+		return fmt.Errorf("%w: dispatch: app %q: %v", asynq.SkipRetry, job.AppID, ErrUnknownApp)
+	}
 	// The retry count says only how much of the budget is spent; what the
 	// job already did is read from its record.
 	retried, _ := asynq.GetRetryCount(ctx)
+	if w.Split.splits(job) {
+		queue, ok := asynq.GetQueueName(ctx)
+		if !ok {
+			queue = job.Priority.Queue()
+		}
+		n, err := w.Split.split(ctx, job, queue)
+		if err != nil {
+			return err
+		}
+		w.log.Debug("job split", "app", job.AppID, "message_id", job.MessageID, "recipients", len(job.Recipients),
+			"children", (len(job.Recipients)+w.Split.Size-1)/w.Split.Size, "enqueued_now", n, "attempt", retried+1)
+		return nil
+	}
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	last := ok && retried >= maxRetry
 	rep, err := w.p.Process(ctx, job, last)
-	if errors.Is(err, ErrUnknownApp) {
-		w.reject("unknown_app")
-		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
-	}
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func TestWorkerArchivesJobsThatCannotRun(t *testing.T) {
 		{"missing fields", map[string]any{"recipients": []string{"alice"}}, "invalid_job",
 			[]string{"message_id: required", "conversation_id: required"}},
 		{"too many recipients", map[string]any{"message_id": "m1", "conversation_id": "c", "recipients": manyRecipients(pushjob.MaxRecipients + 1)},
-			"invalid_job", []string{"recipients: at most 10000 recipients"}},
+			"invalid_job", []string{fmt.Sprintf("recipients: at most %d recipients", pushjob.MaxRecipients)}},
 		{"unknown app", map[string]any{"app_id": "nope", "message_id": "m1", "conversation_id": "c", "recipients": []string{"alice"}},
 			"unknown_app", []string{`"nope"`, "unknown app"}},
 	} {

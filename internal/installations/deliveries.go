@@ -40,7 +40,7 @@ func accepted(o string) bool {
 // keeps a device from receiving one message twice.
 type Deliveries struct {
 	db *storage.DB
-	q  struct{ record, trace, prune string }
+	q  struct{ record, trace, traceClients, prune string }
 }
 
 // NewDeliveries returns the delivery record over db, which must be
@@ -69,6 +69,8 @@ func NewDeliveries(db *storage.DB) *Deliveries {
 	}
 	d.q.trace = db.Rebind(`SELECT installation_id, client_id, outcome, reason, provider_id, at FROM deliveries
 		WHERE app_id = ? AND message_id = ? ORDER BY client_id, installation_id`)
+	d.q.traceClients = db.Rebind(`SELECT installation_id, client_id, outcome, reason, provider_id, at FROM deliveries
+		WHERE app_id = ? AND message_id = ? AND client_id ` + db.InList() + ` ORDER BY client_id, installation_id`)
 	d.q.prune = db.Rebind(`DELETE FROM deliveries WHERE at < ?`)
 	return d
 }
@@ -154,7 +156,17 @@ func (d *Deliveries) jsonTime(t time.Time) any {
 // Trace returns everything recorded for a message, ordered by client and
 // installation: what an operator reads to learn why a push failed.
 func (d *Deliveries) Trace(ctx context.Context, app, messageID string) ([]Delivery, error) {
-	rows, err := d.db.QueryContext(ctx, d.q.trace, app, messageID)
+	return d.trace(ctx, messageID, d.q.trace, app, messageID)
+}
+
+// TraceClients is Trace for the rows of clients only: what one job of a
+// message split into child jobs has to know of it.
+func (d *Deliveries) TraceClients(ctx context.Context, app, messageID string, clients []string) ([]Delivery, error) {
+	return d.trace(ctx, messageID, d.q.traceClients, app, messageID, d.db.List(clients))
+}
+
+func (d *Deliveries) trace(ctx context.Context, messageID, query string, args ...any) ([]Delivery, error) {
+	rows, err := d.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("installations: trace %s: %w", messageID, err)
 	}

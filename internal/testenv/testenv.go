@@ -41,7 +41,8 @@ func RedisAddr() string {
 // test ends; without Redis the test is skipped, or fails in CI. go test
 // runs packages in parallel and each flushes its own database, so each
 // package owns its number: pushjob 14, cmd/pushd 13 (and 10 for its
-// restart test), internal/providertoken 12, internal/apns 11.
+// restart test), internal/providertoken 12, internal/apns 11,
+// internal/dispatch 8; the bench harness (scripts/bench) takes 9.
 func Redis(tb testing.TB, db int) *redis.Client {
 	tb.Helper()
 	c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: db})

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -136,6 +140,7 @@ func (b *bench) workload(ctx context.Context, kind, name, enqueuer string, jobs 
 		return res, err
 	}
 
+	profiled := b.profile(ctx, name)
 	enqueued := make([]time.Time, len(jobs))
 	var sent atomic.Int64
 	var enqErr atomic.Value
@@ -199,6 +204,7 @@ func (b *bench) workload(ctx context.Context, kind, name, enqueuer string, jobs 
 		}
 	}
 	<-done
+	<-profiled
 	cpu1, _ := b.cpu()
 	redis1, _ := redisCPU(ctx, b.rc)
 	for _, d := range b.daemons {
@@ -290,6 +296,51 @@ func (b *bench) workload(ctx context.Context, kind, name, enqueuer string, jobs 
 	}
 	res.RedisCPU = round(redis1-redis0, 2)
 	return res, nil
+}
+
+// profile takes a CPU profile of the first pushd over the workload's first
+// seconds, when asked to; the channel closes when it is written.
+func (b *bench) profile(ctx context.Context, name string) <-chan struct{} {
+	done := make(chan struct{})
+	d := b.daemons[0]
+	if b.o.profileSeconds == 0 || d.pprof == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		path := filepath.Join(b.o.work, "profiles", b.db+"-"+name+".pprof")
+		if err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.pprof, b.o.profileSeconds), path); err != nil {
+			progress("profile %s: %v", name, err)
+			return
+		}
+		progress("profile of %s %s: %s", b.db, name, path)
+	}()
+	return done
+}
+
+func fetchProfile(ctx context.Context, url, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (b *bench) enqueueOne(ctx context.Context, enqueuer string, i int, j benchJob) error {

@@ -38,6 +38,7 @@ type options struct {
 	work                      string
 	h2load                    bool
 	concurrency               int
+	profileSeconds            int
 }
 
 func main() {
@@ -51,13 +52,14 @@ func main() {
 	flag.IntVar(&o.dm, "dm", 100_000, "`jobs` of one recipient in dm")
 	flag.IntVar(&o.groupJobs, "group-jobs", 1000, "`jobs` in group")
 	flag.IntVar(&o.groupSize, "group-size", 200, "`recipients` per group job")
-	flag.IntVar(&o.mega, "mega", pushjob.MaxRecipients, "`recipients` of mega's one job (at most -clients)")
+	flag.IntVar(&o.mega, "mega", 100_000, "`recipients` of mega's one job (at most -clients and pushjob.MaxRecipients)")
 	flag.Float64Var(&o.latencySeconds, "latency-seconds", 20, "`seconds` latency enqueues for")
 	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "jobs per `second` in latency; 0 is half of dm's measured rate")
 	flag.IntVar(&o.references, "references", 200_000, "`pushes` per reference run (pushsim load, h2load); 0 skips them")
 	flag.BoolVar(&o.h2load, "h2load", true, "run h2load as a reference too (installs nghttp2-client when missing)")
 	flag.IntVar(&o.procs, "procs", 1, "pushd `processes` sharing Redis and the database (more than one needs postgres)")
 	flag.IntVar(&o.concurrency, "concurrency", 0, "worker.concurrency of each pushd; 0 keeps pushd's default")
+	flag.IntVar(&o.profileSeconds, "profile", 0, "take a CPU profile of pushd over the first `seconds` of each workload, into WORK/profiles/DB-WORKLOAD.pprof (go tool pprof reads it)")
 	flag.StringVar(&o.pgDSN, "postgres-dsn", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL `dsn`; the run uses its own schema, pushd_bench")
 	flag.StringVar(&o.work, "work", "data/bench", "`directory` for binaries, state and logs (emptied first)")
 	flag.Parse()
@@ -121,6 +123,8 @@ func (o *options) check() error {
 		return fmt.Errorf("-clients %d: want at least 2", o.clients)
 	case o.mega > o.clients:
 		return fmt.Errorf("-mega %d: at most -clients (%d), since a job names each recipient once", o.mega, o.clients)
+	case o.mega > pushjob.MaxRecipients:
+		return fmt.Errorf("-mega %d: at most %d, the most recipients a job may name", o.mega, pushjob.MaxRecipients)
 	case o.dm < 1 || o.groupJobs < 1 || o.groupSize < 1 || o.mega < 1:
 		return fmt.Errorf("-dm, -group-jobs, -group-size and -mega must be at least 1")
 	case o.procs < 1:

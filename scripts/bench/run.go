@@ -23,9 +23,10 @@ import (
 	"github.com/pushd/pushd/scripts/internal/stack"
 )
 
-// redisDB is the Redis database the harness gives pushd; it is flushed
+// redisDB is the Redis database the harness gives pushd (no test package
+// uses it, see testenv.Redis); it is flushed
 // before each database's pass.
-const redisDB = 13
+const redisDB = 9
 
 func run(ctx context.Context, o options) error {
 	if err := os.RemoveAll(o.work); err != nil {
@@ -82,6 +83,8 @@ func run(ctx context.Context, o options) error {
 type daemon struct {
 	*stack.Proc
 	api *stack.Client
+	// pprof is the loopback address of its profiling listener, or "".
+	pprof string
 }
 
 // pass runs every workload against pushd on db and returns what failed.
@@ -126,9 +129,13 @@ func pass(ctx context.Context, o options, db, pushdBin string, sim *stack.Sim, c
 	}()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for i := range o.procs {
-		listen := stack.FreePort()
+		listen, pprof, extra := stack.FreePort(), "", worker
+		if o.profileSeconds > 0 {
+			pprof = stack.FreePort()
+			extra += fmt.Sprintf("pprof_listen: %s\n", pprof)
+		}
 		cfg := fmt.Sprintf("listen: %s\napi_tokens: [\"${PUSHD_BENCH_TOKEN}\"]\nredis: {addr: %q, db: %d}\ndatabase: %s\n%sapps:\n%s",
-			listen, stack.RedisAddr(), redisDB, dbYAML, worker, sim.AppYAML(appID, topic, creds, `    defaults:
+			listen, stack.RedisAddr(), redisDB, dbYAML, extra, sim.AppYAML(appID, topic, creds, `    defaults:
       title: "${fromClientId}"
       body: "New message in ${convId}"
 `))
@@ -149,7 +156,7 @@ func pass(ctx context.Context, o options, db, pushdBin string, sim *stack.Sim, c
 		if err != nil {
 			return nil, err
 		}
-		d := &daemon{Proc: p, api: &stack.Client{Base: "http://" + listen, Token: token, HTTP: hc}}
+		d := &daemon{Proc: p, api: &stack.Client{Base: "http://" + listen, Token: token, HTTP: hc}, pprof: pprof}
 		daemons = append(daemons, d)
 		if err := p.WaitHTTP(ctx, d.api.Base+"/readyz"); err != nil {
 			return nil, fmt.Errorf("pushd: %w", err)
