@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -246,24 +247,35 @@ func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *disp
 	w.Rejected = c.JobRejected
 	// The client is closed after the workers stop: fx stops in reverse.
 	w.Split = &dispatch.Splitter{Size: cfg.Worker.ChunkSize, Children: rc}
-	srv := asynq.NewServer(redisOpt(cfg), asynq.Config{
-		Concurrency:       cfg.Worker.Concurrency,
-		Queues:            cfg.Worker.Queues,
-		ShutdownTimeout:   cfg.Worker.ShutdownTimeout,
-		TaskCheckInterval: cfg.Worker.TaskCheckInterval,
-		RetryDelayFunc:    dispatch.RetryDelay,
-		IsFailure:         dispatch.IsFailure,
-		Logger:            asynqLogger{log},
-		LogLevel:          asynq.WarnLevel,
-		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			var re *dispatch.RetryError
-			if errors.As(err, &re) {
-				return // the worker logged the attempt's outcomes
-			}
-			id, _ := asynq.GetTaskID(ctx)
-			log.Warn("job failed", "task_id", id, "type", t.Type(), "err", err)
-		}),
-	})
+	// asynq's server takes jobs from Redis one at a time, in one loop: a
+	// round trip (or one per queue it finds empty) before each job starts.
+	// That loop, not the workers, bounded a busy pushd to about a thousand
+	// short jobs a second, so pushd runs worker.dequeuers servers, which
+	// share the workers and take jobs in parallel. Each idle server polls
+	// that many times less often, so an idle pushd asks Redis as often as
+	// one server would.
+	n := cfg.Worker.DequeueLoops()
+	servers := make([]*asynq.Server, n)
+	for i := range servers {
+		servers[i] = asynq.NewServer(redisOpt(cfg), asynq.Config{
+			Concurrency:       cfg.Worker.Concurrency/n + btoi(i < cfg.Worker.Concurrency%n),
+			Queues:            cfg.Worker.Queues,
+			ShutdownTimeout:   cfg.Worker.ShutdownTimeout,
+			TaskCheckInterval: cfg.Worker.TaskCheckInterval * time.Duration(n),
+			RetryDelayFunc:    dispatch.RetryDelay,
+			IsFailure:         dispatch.IsFailure,
+			Logger:            asynqLogger{log},
+			LogLevel:          asynq.WarnLevel,
+			ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+				var re *dispatch.RetryError
+				if errors.As(err, &re) {
+					return // the worker logged the attempt's outcomes
+				}
+				id, _ := asynq.GetTaskID(ctx)
+				log.Warn("job failed", "task_id", id, "type", t.Type(), "err", err)
+			}),
+		})
+	}
 	// A task of another type was put on pushd's queues by mistake: archive
 	// it at once, as asynq's ServeMux would retry it for days.
 	mux := asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
@@ -278,21 +290,38 @@ func startWorkers(lc fx.Lifecycle, cfg *config.Config, log *slog.Logger, p *disp
 	summary := periodic.New(summaryInterval, func(context.Context) { w.LogSummary() })
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			if err := srv.Start(mux); err != nil {
-				return err
+			for i, srv := range servers {
+				if err := srv.Start(mux); err != nil {
+					for _, started := range servers[:i] {
+						started.Shutdown()
+					}
+					return err
+				}
 			}
 			summary.Start()
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
-			// Shutdown stops fetching and waits for jobs in flight;
-			// then the last summary tells what they did.
-			srv.Shutdown()
+			// Shutdown stops fetching and waits for jobs in flight,
+			// every server at once; then the last summary tells what
+			// they did.
+			var wg sync.WaitGroup
+			for _, srv := range servers {
+				wg.Go(srv.Shutdown)
+			}
+			wg.Wait()
 			err := summary.Stop(ctx)
 			w.LogSummary()
 			return err
 		},
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // summaryInterval is how often the workers' summary is logged.

@@ -34,6 +34,7 @@
 //	PUSHD_DATABASE_DSN              database.dsn
 //	PUSHD_WORKER_CONCURRENCY        worker.concurrency
 //	PUSHD_WORKER_CHUNK_SIZE         worker.chunk_size
+//	PUSHD_WORKER_DEQUEUERS          worker.dequeuers
 //	PUSHD_WORKER_SHUTDOWN_TIMEOUT   worker.shutdown_timeout
 //	PUSHD_WORKER_TASK_CHECK_INTERVAL worker.task_check_interval
 //
@@ -116,6 +117,11 @@ type Database struct {
 type Worker struct {
 	// Concurrency is how many jobs run at once.
 	Concurrency int `yaml:"concurrency"`
+	// Dequeuers is how many loops take jobs from Redis at once, sharing
+	// the Concurrency workers: asynq's server takes one job at a time.
+	// Zero is DefaultDequeuers, or Concurrency when that is fewer; see
+	// DequeueLoops.
+	Dequeuers int `yaml:"dequeuers"`
 	// ChunkSize is the most recipients a job is processed with: a larger
 	// one is split into child jobs of this many, which every worker of
 	// every pushd process shares.
@@ -133,6 +139,18 @@ type Worker struct {
 	// keeps throttling is still retried; then its devices fail with
 	// reason throttled.
 	ThrottleMaxWait time.Duration `yaml:"throttle_max_wait"`
+}
+
+// DefaultDequeuers is worker.dequeuers when the config does not say.
+const DefaultDequeuers = 4
+
+// DequeueLoops is how many loops take jobs: Dequeuers, or when zero
+// DefaultDequeuers but never more than the workers.
+func (w Worker) DequeueLoops() int {
+	if w.Dequeuers > 0 {
+		return w.Dequeuers
+	}
+	return max(1, min(DefaultDequeuers, w.Concurrency))
 }
 
 // App is one app's credentials and default content.

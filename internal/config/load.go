@@ -203,6 +203,7 @@ func overrides() map[string]override {
 		"PUSHD_DATABASE_DSN":               str("database.dsn", func(c *Config) *storage.DSN { return &c.Database.DSN }),
 		"PUSHD_WORKER_CONCURRENCY":         num("worker.concurrency", func(c *Config) *int { return &c.Worker.Concurrency }),
 		"PUSHD_WORKER_CHUNK_SIZE":          num("worker.chunk_size", func(c *Config) *int { return &c.Worker.ChunkSize }),
+		"PUSHD_WORKER_DEQUEUERS":           num("worker.dequeuers", func(c *Config) *int { return &c.Worker.Dequeuers }),
 		"PUSHD_WORKER_TASK_CHECK_INTERVAL": dur("worker.task_check_interval", func(c *Config) *time.Duration { return &c.Worker.TaskCheckInterval }),
 		"PUSHD_WORKER_SHUTDOWN_TIMEOUT":    dur("worker.shutdown_timeout", func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout }),
 	}

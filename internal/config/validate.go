@@ -21,6 +21,7 @@ import (
 const (
 	MinAPITokenLen = 16
 	MaxConcurrency = 10_000
+	MaxDequeuers   = 64
 	// MinChunkSize is the smallest worker.chunk_size: below it a big job
 	// becomes so many child jobs that enqueueing them costs more than the
 	// sharing gains.
@@ -103,6 +104,11 @@ func (c *Config) validate() []Problem {
 			// A missing queue is never served: its jobs wait forever.
 			ps.add("worker.queues", "missing %s: its jobs would never run", q)
 		}
+	}
+	if w.Dequeuers < 0 || w.Dequeuers > MaxDequeuers {
+		ps.add("worker.dequeuers", "must be between 1 and %d, or 0 for the default", MaxDequeuers)
+	} else if w.Dequeuers > w.Concurrency && w.Concurrency >= 1 {
+		ps.add("worker.dequeuers", "%d is more than worker.concurrency (%d): each needs a worker", w.Dequeuers, w.Concurrency)
 	}
 	if w.ChunkSize < MinChunkSize || w.ChunkSize > pushjob.MaxRecipients {
 		ps.add("worker.chunk_size", "must be between %d and %d", MinChunkSize, pushjob.MaxRecipients)

@@ -3,7 +3,9 @@ package installations_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pushd/pushd/internal/installations"
@@ -70,6 +72,37 @@ func BenchmarkRecord(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// BenchmarkRecordDM is the record step of direct messages: two devices a
+// message, from 20 jobs at once, as 20 workers record them.
+func BenchmarkRecordDM(b *testing.B) {
+	for _, d := range []struct {
+		name string
+		open storagetest.Opener
+	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}} {
+		b.Run(d.name, func(b *testing.B) {
+			ctx := context.Background()
+			del := installations.NewDeliveries(d.open(b))
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(20 / max(1, runtime.GOMAXPROCS(0)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					rows := []installations.Delivery{
+						{InstallationID: fmt.Sprintf("dev-%d-a", i), ClientID: fmt.Sprintf("user-%d", i), Outcome: "delivered", ProviderID: "apns-id"},
+						{InstallationID: fmt.Sprintf("dev-%d-b", i), ClientID: fmt.Sprintf("user-%d", i), Outcome: "delivered", ProviderID: "apns-id"},
+					}
+					if err := del.Record(ctx, "default", fmt.Sprintf("m%d", i), rows); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 		})
 	}
 }

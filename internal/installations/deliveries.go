@@ -40,7 +40,9 @@ func accepted(o string) bool {
 // keeps a device from receiving one message twice.
 type Deliveries struct {
 	db *storage.DB
-	q  struct{ record, trace, traceClients, prune string }
+	// group commits the records of concurrent jobs together.
+	group groupCommit
+	q     struct{ record, trace, traceClients, prune string }
 }
 
 // NewDeliveries returns the delivery record over db, which must be
@@ -85,7 +87,8 @@ type recordRow struct {
 	T any    `json:"t"`
 }
 
-// Record stores the outcomes of one message in one statement. A row
+// Record stores the outcomes of one message in one statement, committed
+// with those of the other jobs recording at the same time. A row
 // replaces the earlier record of the same device (or recipient), except
 // that a device that accepted the message (delivered, env_corrected) keeps
 // that record: a later failure cannot make it receive the message again.
@@ -133,7 +136,7 @@ func (d *Deliveries) Record(ctx context.Context, app, messageID string, rows []D
 	if err != nil {
 		return fmt.Errorf("installations: record %s: %w", messageID, err)
 	}
-	err = d.db.Tx(ctx, func(tx *sql.Tx) error {
+	err = d.group.do(ctx, d.db, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.StmtContext(ctx, st).ExecContext(ctx, app, messageID, string(b), string(outcome.Delivered), string(outcome.EnvCorrected))
 		return err
 	})

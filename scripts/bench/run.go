@@ -28,7 +28,25 @@ import (
 // before each database's pass.
 const redisDB = 9
 
+// runningKey marks the Redis database as this run's: two harnesses on one
+// Redis would flush and take each other's jobs and report nonsense, so the
+// second refuses to start.
+const (
+	runningKey = "pushd-bench:running"
+	runningTTL = 3 * time.Hour
+)
+
 func run(ctx context.Context, o options) error {
+	rc := redis.NewClient(&redis.Options{Addr: stack.RedisAddr(), DB: redisDB})
+	defer rc.Close()
+	ok, err := rc.SetNX(ctx, runningKey, os.Getpid(), runningTTL).Result()
+	if err != nil {
+		return fmt.Errorf("Redis at %s: %w", stack.RedisAddr(), err)
+	}
+	if !ok {
+		return fmt.Errorf("another bench run is using Redis db %d (key %s); wait for it, or delete the key if it died", redisDB, runningKey)
+	}
+	defer rc.Del(context.WithoutCancel(ctx), runningKey)
 	if err := os.RemoveAll(o.work); err != nil {
 		return err
 	}
@@ -100,6 +118,9 @@ func pass(ctx context.Context, o options, db, pushdBin string, sim *stack.Sim, c
 	defer rc.Close()
 	if err := rc.FlushDB(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("flush Redis db %d at %s: %w", redisDB, stack.RedisAddr(), err)
+	}
+	if err := rc.Set(ctx, runningKey, os.Getpid(), runningTTL).Err(); err != nil {
+		return nil, err
 	}
 
 	scfg := storage.Config{Driver: "sqlite", Path: filepath.Join(dir, "pushd.db")}
