@@ -32,6 +32,9 @@ type BatchConfig struct {
 	Registry EnvCorrector
 	// Parallel bounds the pushes in flight for one batch; zero is 256.
 	Parallel int
+	// InFlight bounds the pushes in flight of all batches together; zero
+	// is dispatch.DefaultInFlight.
+	InFlight int
 	Logger   *slog.Logger
 }
 
@@ -40,21 +43,19 @@ type BatchConfig struct {
 // gateway and topic, pushes through a Pusher, and recovers a token of the
 // other environment.
 type BatchSender struct {
-	push Pusher
-	cfg  BatchConfig
-	log  *slog.Logger
+	push   Pusher
+	cfg    BatchConfig
+	log    *slog.Logger
+	fanout *dispatch.Fanout
 }
 
 // NewBatchSender returns the APNs Sender over p.
 func NewBatchSender(p Pusher, cfg BatchConfig) *BatchSender {
-	if cfg.Parallel <= 0 {
-		cfg.Parallel = 256
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &BatchSender{push: p, cfg: cfg, log: log}
+	return &BatchSender{push: p, cfg: cfg, log: log, fanout: dispatch.NewFanout(cfg.Parallel, cfg.InFlight)}
 }
 
 // job is what every push of one batch shares.
@@ -86,7 +87,7 @@ func (s *BatchSender) Send(ctx context.Context, b *dispatch.Batch) []dispatch.Re
 		collapseID: CollapseID(b.Job), expiration: b.Job.Expiry(),
 	}
 	j.tmpl, j.tmplErr = NewPayloadTemplate(p, PayloadLimit(pt))
-	return dispatch.SendEach(b, s.cfg.Parallel, func(d installations.Installation) dispatch.Result {
+	return s.fanout.Each(b, func(d installations.Installation) dispatch.Result {
 		return s.send(ctx, j, d, b.Badge(d))
 	})
 }

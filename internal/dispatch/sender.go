@@ -73,17 +73,50 @@ type Result struct {
 	Throttled bool
 }
 
-// SendEach calls send for every device of b with at most parallel calls in
-// flight, never one goroutine per device, and returns the results in b's
-// order: the fan-out each Sender uses.
-func SendEach(b *Batch, parallel int, send func(d installations.Installation) Result) []Result {
+// DefaultInFlight is a Fanout's bound on the pushes in flight of all
+// batches together, unless its Sender says otherwise: as many as one
+// APNs connection carries at once.
+const DefaultInFlight = 1000
+
+// Fanout is the bounded fan-out each Sender uses: at most perBatch sends of
+// one batch, and at most a total of every batch sending at once, in
+// flight, each in a goroutine of its own, never one goroutine per device.
+// The total is what keeps a pushd running many big jobs at once from
+// holding a goroutine (and its stack and request) for every device of
+// every job: group jobs at 20 workers had 5 600 goroutines and 370 MB of
+// peak RSS with only a per-batch bound.
+type Fanout struct {
+	perBatch int
+	total    chan struct{}
+}
+
+// NewFanout returns a fan-out of at most perBatch sends of one batch and
+// total of all batches in flight; zero or less is 256 and DefaultInFlight.
+func NewFanout(perBatch, total int) *Fanout {
+	if perBatch <= 0 {
+		perBatch = 256
+	}
+	if total <= 0 {
+		total = DefaultInFlight
+	}
+	return &Fanout{perBatch: perBatch, total: make(chan struct{}, total)}
+}
+
+// Each calls send for every device of b and returns the results in b's
+// order. Batches waiting for the total take their turns in the order they
+// asked, so no job starves behind a larger one.
+func (f *Fanout) Each(b *Batch, send func(d installations.Installation) Result) []Result {
 	results := make([]Result, len(b.Devices))
-	sem := make(chan struct{}, max(parallel, 1))
+	sem := make(chan struct{}, f.perBatch)
 	var wg sync.WaitGroup
 	for i, d := range b.Devices {
 		sem <- struct{}{}
+		f.total <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			defer func() {
+				<-f.total
+				<-sem
+			}()
 			results[i] = send(d)
 		})
 	}

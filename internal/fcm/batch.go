@@ -21,17 +21,15 @@ type Pusher interface {
 // builds a job's message once per platform its devices run on (Android,
 // iOS, web) and sends each device's copy through a Pusher.
 type BatchSender struct {
-	push     Pusher
-	parallel int
+	push   Pusher
+	fanout *dispatch.Fanout
 }
 
 // NewBatchSender returns the FCM Sender over p, with at most parallel
-// messages of one batch in flight (zero is 256).
+// messages of one batch in flight (zero is 256), and at most
+// dispatch.DefaultInFlight of all batches together.
 func NewBatchSender(p Pusher, parallel int) *BatchSender {
-	if parallel <= 0 {
-		parallel = 256
-	}
-	return &BatchSender{push: p, parallel: parallel}
+	return &BatchSender{push: p, fanout: dispatch.NewFanout(parallel, 0)}
 }
 
 // Send sends to every device of b (dispatch.Sender).
@@ -60,7 +58,7 @@ func (s *BatchSender) Send(ctx context.Context, b *dispatch.Batch) []dispatch.Re
 		}
 		tmpls[pf] = t
 	}
-	return dispatch.SendEach(b, s.parallel, func(d installations.Installation) dispatch.Result {
+	return s.fanout.Each(b, func(d installations.Installation) dispatch.Result {
 		t := tmpls[d.Platform]
 		if t == nil {
 			return dispatch.Result{Outcome: outcome.Rejected, Reason: errs[d.Platform].Error(), Route: project}
