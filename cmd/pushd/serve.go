@@ -218,14 +218,17 @@ func newPipeline(cfg *config.Config, log *slog.Logger, ms *mute.Store, reg *inst
 	for _, app := range cfg.Apps {
 		apps[app.ID] = dispatch.App{Defaults: app.Defaults}
 	}
+	// One bound on the pushes in flight for every provider: what a push
+	// holds (goroutines, request, buffers) is the same whoever it goes to.
+	fanout := dispatch.NewFanout(0, 0)
 	return dispatch.New(dispatch.Config{
 		Apps: apps, Mutes: ms, Registry: reg, Deliveries: del, Observer: c, Logger: log,
 		Retry: dispatch.RetryPolicy{MaxWait: cfg.Worker.ThrottleMaxWait},
 		// One line per provider: its Sender, under the name installations
 		// carry.
 		Senders: map[string]dispatch.Sender{
-			string(installations.APNs): apns.NewBatchSender(a, apns.BatchConfig{Registry: reg, Logger: log}),
-			string(installations.FCM):  fcm.NewBatchSender(f, 0),
+			string(installations.APNs): apns.NewBatchSender(a, apns.BatchConfig{Registry: reg, Logger: log, Fanout: fanout}),
+			string(installations.FCM):  fcm.NewBatchSender(f, fanout),
 		},
 	})
 }

@@ -223,7 +223,7 @@ func New(cfg Config) (*Sender, error) {
 				continue // a certificate app without this environment
 			}
 			t := newTransport(pool, cert, sg, cfg.MaxConnsPerGateway, cfg.IdleTimeout)
-			c := &apns2.Client{Host: hosts[i], HTTPClient: &http.Client{Transport: t, Timeout: pushTimeout}}
+			c := &apns2.Client{Host: hosts[i], HTTPClient: &http.Client{Transport: t}}
 			a.gateways[i] = &gateway{env: env, client: c, pool: t, signer: sg}
 		}
 		s.apps[ac.AppID] = a
@@ -403,6 +403,11 @@ func (s *Sender) Send(ctx context.Context, appID string, r Request) Result {
 // authorization header the push carried, for a provider token refresh.
 func (s *Sender) push(ctx context.Context, g *gateway, n *apns2.Notification) (Result, string) {
 	var x exchange
+	// A deadline on the context, not http.Client.Timeout, which runs a
+	// goroutine per request beside the HTTP/2 stream's own: with a
+	// thousand pushes in flight that was a thousand more stacks.
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+	defer cancel()
 	resp, err := g.client.PushWithContext(context.WithValue(ctx, exchangeKey{}, &x), n)
 	res := Result{Env: g.env}
 	if err != nil {

@@ -1,6 +1,7 @@
 package apns
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -30,11 +31,10 @@ type BatchConfig struct {
 	// Registry corrects an installation's environment after the other
 	// gateway accepted its token; nil corrects nothing.
 	Registry EnvCorrector
-	// Parallel bounds the pushes in flight for one batch; zero is 256.
-	Parallel int
-	// InFlight bounds the pushes in flight of all batches together; zero
-	// is dispatch.DefaultInFlight.
-	InFlight int
+	// Fanout bounds the pushes in flight, of one batch and of all, and may
+	// be shared with the other providers' Senders; nil is
+	// dispatch.NewFanout(0, 0).
+	Fanout *dispatch.Fanout
 	Logger   *slog.Logger
 }
 
@@ -55,7 +55,7 @@ func NewBatchSender(p Pusher, cfg BatchConfig) *BatchSender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &BatchSender{push: p, cfg: cfg, log: log, fanout: dispatch.NewFanout(cfg.Parallel, cfg.InFlight)}
+	return &BatchSender{push: p, cfg: cfg, log: log, fanout: cmp.Or(cfg.Fanout, dispatch.NewFanout(0, 0))}
 }
 
 // job is what every push of one batch shares.

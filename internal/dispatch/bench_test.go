@@ -57,8 +57,8 @@ func realSenders(tb testing.TB, sim *pushsim.Sim, project string) (*apns.Sender,
 // wires them.
 func senders(a *apns.Sender, f *fcm.Sender, reg apns.EnvCorrector, parallel int) map[string]dispatch.Sender {
 	return map[string]dispatch.Sender{
-		"apns": apns.NewBatchSender(a, apns.BatchConfig{Registry: reg, Parallel: parallel}),
-		"fcm":  fcm.NewBatchSender(f, parallel),
+		"apns": apns.NewBatchSender(a, apns.BatchConfig{Registry: reg, Fanout: dispatch.NewFanout(parallel, 0)}),
+		"fcm":  fcm.NewBatchSender(f, dispatch.NewFanout(parallel, 0)),
 	}
 }
 

@@ -261,8 +261,8 @@ func (w *world) build() {
 	w.t.Helper()
 	cfg := w.cfg
 	cfg.Senders = map[string]dispatch.Sender{
-		"apns": apns.NewBatchSender(w.apns, apns.BatchConfig{Registry: w.envRegistry, Parallel: w.parallel}),
-		"fcm":  fcm.NewBatchSender(w.fcm, w.parallel),
+		"apns": apns.NewBatchSender(w.apns, apns.BatchConfig{Registry: w.envRegistry, Fanout: dispatch.NewFanout(w.parallel, 0)}),
+		"fcm":  fcm.NewBatchSender(w.fcm, dispatch.NewFanout(w.parallel, 0)),
 	}
 	if w.noAPNs {
 		delete(cfg.Senders, "apns")

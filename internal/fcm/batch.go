@@ -25,11 +25,14 @@ type BatchSender struct {
 	fanout *dispatch.Fanout
 }
 
-// NewBatchSender returns the FCM Sender over p, with at most parallel
-// messages of one batch in flight (zero is 256), and at most
-// dispatch.DefaultInFlight of all batches together.
-func NewBatchSender(p Pusher, parallel int) *BatchSender {
-	return &BatchSender{push: p, fanout: dispatch.NewFanout(parallel, 0)}
+// NewBatchSender returns the FCM Sender over p, sending through f, which
+// bounds the messages in flight and may be shared with the other
+// providers' Senders; nil is dispatch.NewFanout(0, 0).
+func NewBatchSender(p Pusher, f *dispatch.Fanout) *BatchSender {
+	if f == nil {
+		f = dispatch.NewFanout(0, 0)
+	}
+	return &BatchSender{push: p, fanout: f}
 }
 
 // Send sends to every device of b (dispatch.Sender).
