@@ -35,7 +35,7 @@ type BatchConfig struct {
 	// be shared with the other providers' Senders; nil is
 	// dispatch.NewFanout(0, 0).
 	Fanout *dispatch.Fanout
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 // BatchSender is the pipeline's Sender for APNs (dispatch.Sender): it
