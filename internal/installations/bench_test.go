@@ -16,10 +16,7 @@ import (
 // valid devices of 1 000 or 10 000 recipients, among 100 000 other clients'
 // devices.
 func BenchmarkValidForClients(b *testing.B) {
-	for _, d := range []struct {
-		name string
-		open storagetest.Opener
-	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}} {
+	for _, d := range benchDialects {
 		b.Run(d.name, func(b *testing.B) {
 			ctx := context.Background()
 			db := d.open(b)
@@ -51,13 +48,16 @@ func BenchmarkValidForClients(b *testing.B) {
 	}
 }
 
+// benchDialects are the databases every benchmark here runs on.
+var benchDialects = []struct {
+	name string
+	open storagetest.Opener
+}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}}
+
 // BenchmarkRecord is the record step of a 1 000-device attempt: one batch
 // of delivery rows in one statement.
 func BenchmarkRecord(b *testing.B) {
-	for _, d := range []struct {
-		name string
-		open storagetest.Opener
-	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}} {
+	for _, d := range benchDialects {
 		b.Run(d.name, func(b *testing.B) {
 			ctx := context.Background()
 			del := installations.NewDeliveries(d.open(b))
@@ -79,10 +79,7 @@ func BenchmarkRecord(b *testing.B) {
 // BenchmarkRecordDM is the record step of direct messages: two devices a
 // message, from 20 jobs at once, as 20 workers record them.
 func BenchmarkRecordDM(b *testing.B) {
-	for _, d := range []struct {
-		name string
-		open storagetest.Opener
-	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}} {
+	for _, d := range benchDialects {
 		b.Run(d.name, func(b *testing.B) {
 			ctx := context.Background()
 			del := installations.NewDeliveries(d.open(b))

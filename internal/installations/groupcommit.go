@@ -24,6 +24,11 @@ type groupCommit struct {
 	busy  bool
 }
 
+// txRunner runs a function in a transaction: *storage.DB.
+type txRunner interface {
+	Tx(context.Context, func(*sql.Tx) error) error
+}
+
 // groupStmt is one caller's statement and, once committed, its result.
 type groupStmt struct {
 	exec func(ctx context.Context, tx *sql.Tx) error
@@ -34,9 +39,7 @@ type groupStmt struct {
 
 // do runs exec in a transaction shared with the other callers' and returns
 // exec's own outcome: a statement that fails fails alone.
-func (g *groupCommit) do(ctx context.Context, db interface {
-	Tx(context.Context, func(*sql.Tx) error) error
-}, exec func(ctx context.Context, tx *sql.Tx) error) error {
+func (g *groupCommit) do(ctx context.Context, db txRunner, exec func(ctx context.Context, tx *sql.Tx) error) error {
 	s := &groupStmt{exec: exec, done: make(chan struct{}), lead: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, s)
@@ -69,9 +72,7 @@ func (g *groupCommit) do(ctx context.Context, db interface {
 // commit runs batch in one transaction. When that fails, each statement is
 // run in a transaction of its own, so that one statement's error is its
 // caller's alone and the others still commit.
-func commit(ctx context.Context, db interface {
-	Tx(context.Context, func(*sql.Tx) error) error
-}, batch []*groupStmt) {
+func commit(ctx context.Context, db txRunner, batch []*groupStmt) {
 	defer func() {
 		for _, s := range batch {
 			close(s.done)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,6 +94,18 @@ func refused(counts []pushsim.Count) (accepted, unregistered int) {
 	return accepted, unregistered
 }
 
+// seen is what pushsim accepted and refused as unregistered, and pushd's
+// outcome counts, now.
+func (b *bench) seen(ctx context.Context) (accepted, unregistered int, outcomes map[string]int, err error) {
+	counts, err := b.ctl.Counts(ctx)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	accepted, unregistered = refused(counts)
+	outcomes, err = b.metrics(ctx)
+	return accepted, unregistered, outcomes, err
+}
+
 func (b *bench) cpu() (float64, error) {
 	var sum float64
 	for _, d := range b.daemons {
@@ -177,29 +188,22 @@ func (b *bench) workload(ctx context.Context, kind, name, enqueuer string, jobs 
 	// Wait until pushsim has accepted every expected push and pushd has
 	// counted every outcome, then a little longer, so that a duplicate
 	// has time to show.
-	wantPushes := exp.delivered
 	deadline := time.Now().Add(2*time.Minute + time.Duration(res.Recipients)*2*time.Millisecond)
 	lastProgress := time.Now()
-	var got map[string]int
-	var accepted, unregistered int
 	for {
 		time.Sleep(20 * time.Millisecond)
-		counts, err := b.ctl.Counts(ctx)
+		accepted, _, got, err := b.seen(ctx)
 		if err != nil {
 			return res, err
 		}
-		accepted, unregistered = refused(counts)
-		if got, err = b.metrics(ctx); err != nil {
-			return res, err
-		}
 		delta := func(o string) int { return got[o] - before[o] }
-		finished := sent.Load() == int64(len(jobs)) && accepted >= wantPushes &&
+		finished := sent.Load() == int64(len(jobs)) && accepted >= exp.delivered &&
 			delta("delivered") >= exp.delivered && delta("muted") >= exp.muted && delta("invalid_token") >= len(exp.dead)
 		if finished || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		if time.Since(lastProgress) > 2*time.Second {
-			progress("%s %s: enqueued %d/%d jobs, pushsim accepted %d/%d pushes", b.db, name, sent.Load(), len(jobs), accepted, wantPushes)
+			progress("%s %s: enqueued %d/%d jobs, pushsim accepted %d/%d pushes", b.db, name, sent.Load(), len(jobs), accepted, exp.delivered)
 			lastProgress = time.Now()
 		}
 	}
@@ -215,12 +219,8 @@ func (b *bench) workload(ctx context.Context, kind, name, enqueuer string, jobs 
 		res.RSS = max(res.RSS, round(rss, 1))
 	}
 	time.Sleep(300 * time.Millisecond)
-	counts, err := b.ctl.Counts(ctx)
+	accepted, unregistered, got, err := b.seen(ctx)
 	if err != nil {
-		return res, err
-	}
-	accepted, unregistered = refused(counts)
-	if got, err = b.metrics(ctx); err != nil {
 		return res, err
 	}
 	receipts, err := b.ctl.ReceiptTimes(ctx)
@@ -352,10 +352,6 @@ func (b *bench) enqueueOne(ctx context.Context, enqueuer string, i int, j benchJ
 	d := b.daemons[i%len(b.daemons)]
 	st, body := d.api.Do(ctx, "POST", "/v1/push", job)
 	if st != 202 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		json.Unmarshal(body, &e)
 		return fmt.Errorf("POST /v1/push %s: %d %s", j.id, st, body)
 	}
 	return nil
